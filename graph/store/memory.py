@@ -1,0 +1,294 @@
+"""The embedded store: a networkx ``MultiDiGraph`` in process, persisted to one file.
+
+Nodes carry a ``label`` attribute and their properties; relationships are keyed by their type
+(plus key properties for option legs) and carry a ``type`` attribute and their properties. The
+file is a ZIP archive holding the snapshot directory format of :mod:`graph.snapshot`; it is
+rewritten through a temporary file and an atomic rename after every write.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+
+from graph.errors import StoreError
+from graph.schema import NODE_TABLES, TABLES
+from graph.snapshot import Snapshot
+from graph.store.base import (
+    ALL_LABELS,
+    ALL_RELS,
+    ContagionPath,
+    GraphStore,
+    Neighbour,
+    NodeNotFound,
+    NodeView,
+    PositionHealth,
+    StoreStats,
+    Subgraph,
+    check_hops,
+    health_factor,
+    in_health_range,
+    sort_key_hf,
+)
+from graph.store.diff import SnapshotDiff, diff_snapshots
+from graph.store.records import edge_key, fk_columns, neighbour_order, props_records
+from graph.vocab import DEPENDENCY_RELS, NodeLabel, RelType
+
+__all__ = ["MemoryStore"]
+
+_DEPENDENCY = {str(r) for r in DEPENDENCY_RELS}
+
+
+class MemoryStore(GraphStore):
+    """In-process store; ``path=None`` keeps it in memory only.
+
+    >>> store = MemoryStore()
+    >>> store.stats().labels["Position"]
+    0
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.uri = f"memory:{self.path}" if self.path else "memory:"
+        self.graph: nx.MultiDiGraph = nx.MultiDiGraph()
+        if self.path is not None and self.path.exists():
+            self._load()
+
+    # ------------------------------------------------------------------ persistence
+    def _load(self) -> None:
+        assert self.path is not None
+        try:
+            with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(self.path) as zf:
+                zf.extractall(tmp)
+                snap = Snapshot.load(tmp)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise StoreError(f"{self.path}: not a contagion memory store file ({e})") from e
+        self.graph = nx.MultiDiGraph()
+        self._apply_graph(diff_snapshots(Snapshot.empty(), snap))
+        self.graph.graph["manifest"] = snap.manifest
+
+    def _persist(self, snapshot: Snapshot) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmpname = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                d = snapshot.save(Path(tmp) / "snapshot")
+                with zipfile.ZipFile(tmpname, "w", zipfile.ZIP_STORED) as zf:
+                    for f in sorted(d.iterdir()):
+                        zf.write(f, f.name)
+            os.replace(tmpname, self.path)
+        except BaseException:
+            Path(tmpname).unlink(missing_ok=True)
+            raise
+
+    # ------------------------------------------------------------------ writes
+    def _apply(self, diff: SnapshotDiff, snapshot: Snapshot, tick: Callable[[int], None]
+               ) -> None:
+        # Persist first: if the file cannot be written, the in-memory graph is untouched.
+        self._persist(snapshot)
+        self._apply_graph(diff, tick)
+        self.graph.graph["manifest"] = snapshot.manifest
+
+    def _apply_graph(self, diff: SnapshotDiff, tick: Callable[[int], None] = lambda n: None
+                     ) -> None:
+        g = self.graph
+        for name, ch in diff.tables.items():
+            spec = TABLES[name]
+            if spec.is_node or ch.removed.empty:
+                continue
+            cols = list(spec.column_names)
+            for row in props_records(ch.removed, cols):
+                k = edge_key(spec, row)
+                if g.has_edge(row[spec.src], row[spec.dst], k):
+                    g.remove_edge(row[spec.src], row[spec.dst], k)
+        for name in NODE_TABLES:
+            g.remove_nodes_from(diff.tables[name].removed["id"].tolist())
+        tick(sum(len(c.removed) for c in diff.tables.values()))
+        for name in NODE_TABLES:
+            spec = TABLES[name]
+            ch = diff.tables[name]
+            props = [c.name for c in spec.property_columns()]
+            fks = spec.fk_columns()
+            g.add_nodes_from(
+                (r["id"], {"label": str(spec.label), **r})
+                for r in props_records(ch.added, props)
+            )
+            for r in props_records(ch.updated, props):
+                attrs = g.nodes[r["id"]]
+                for c in props:
+                    attrs.pop(c, None)
+                attrs.update(r)
+                for fk in fks:
+                    rel = str(fk.rel)
+                    edges = (g.out_edges(r["id"], keys=True) if fk.rel_out
+                             else g.in_edges(r["id"], keys=True))
+                    for u, v, k in [e for e in edges if e[2] == rel]:
+                        g.remove_edge(u, v, k)
+            tick(len(ch.added) + len(ch.updated))
+        for name in NODE_TABLES:
+            spec = TABLES[name]
+            ch = diff.tables[name]
+            for fk in spec.fk_columns():
+                rel = str(fk.rel)
+                for df in (ch.added, ch.updated):
+                    sub = df.loc[df[fk.name].notna(), ["id", fk.name]]
+                    pairs = zip(sub["id"].tolist(), sub[fk.name].tolist(), strict=True)
+                    g.add_edges_from(
+                        ((a, b, rel, {"type": rel}) if fk.rel_out else (b, a, rel, {"type": rel}))
+                        for a, b in pairs
+                    )
+        for name, ch in diff.tables.items():
+            spec = TABLES[name]
+            if spec.is_node:
+                continue
+            rel = str(spec.rel)
+            props = [c.name for c in spec.property_columns()]
+            cols = [str(spec.src), str(spec.dst), *props]
+            for df in (ch.added, ch.updated):
+                edges = []
+                for r in props_records(df, cols):
+                    s, d = r.pop(spec.src), r.pop(spec.dst)
+                    edges.append((s, d, edge_key(spec, r), {"type": rel, **r}))
+                for s, d, k, _ in edges:
+                    if g.has_edge(s, d, k):
+                        g.edges[s, d, k].clear()
+                g.add_edges_from(edges)
+                tick(len(edges))
+
+    def clear(self) -> None:
+        self.graph = nx.MultiDiGraph()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ reads
+    def read_snapshot(self) -> Snapshot:
+        g = self.graph
+        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_label = {str(TABLES[n].label): n for n in NODE_TABLES}
+        fk_values: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
+        fks = fk_columns()
+        for _n, attrs in g.nodes(data=True):
+            rows[by_label[attrs["label"]]].append({k: v for k, v in attrs.items() if k != "label"})
+        edge_tables = {str(s.rel): s for s in TABLES.values() if not s.is_node}
+        for u, v, d in g.edges(data=True):
+            t = d["type"]
+            if t in fks:
+                table, col, out = fks[t]
+                node, other = (u, v) if out else (v, u)
+                fk_values[table][col][node] = other
+            else:
+                spec = edge_tables[t]
+                rows[spec.name].append({spec.src: u, spec.dst: v, **{
+                    k: x for k, x in d.items() if k != "type"}})
+        frames = {}
+        for name, spec in TABLES.items():
+            df = pd.DataFrame(rows.get(name, []), columns=list(spec.column_names), dtype=object)
+            for col, mapping in fk_values[name].items():
+                df[col] = df["id"].map(mapping)
+            frames[name] = df
+        return Snapshot.from_tables(frames, g.graph.get("manifest"))
+
+    def _label(self, node_id: str) -> str:
+        if node_id not in self.graph:
+            raise NodeNotFound(f"no node with id {node_id!r}")
+        return str(self.graph.nodes[node_id]["label"])
+
+    def node(self, node_id: str, *, neighbour_limit: int = 1000) -> NodeView:
+        label = self._label(node_id)
+        g = self.graph
+        found = []
+        for direction, edges in (("out", g.out_edges(node_id, data=True)),
+                                 ("in", g.in_edges(node_id, data=True))):
+            for u, v, d in edges:
+                other = v if direction == "out" else u
+                props = {k: x for k, x in d.items() if k != "type"}
+                found.append((neighbour_order(d["type"], direction, other, props),
+                              Neighbour(d["type"], direction, other, g.nodes[other]["label"],
+                                        tuple(sorted(props.items())))))
+        found.sort(key=lambda x: x[0])
+        props = {k: v for k, v in g.nodes[node_id].items() if k != "label"}
+        return NodeView(node_id, label, props, [n for _, n in found[:neighbour_limit]],
+                        len(found))
+
+    def dependencies(self, protocol_id: str, depth: int) -> Subgraph:
+        check_hops("depth", depth)
+        if self._label(protocol_id) != NodeLabel.PROTOCOL:
+            raise NodeNotFound(f"{protocol_id!r} is not a protocol")
+        g = self.graph
+        dist = {protocol_id: 0}
+        frontier = [protocol_id]
+        rels: set[tuple[str, str, str]] = set()
+        for hop in range(depth):
+            nxt = []
+            for u in frontier:
+                for _, v, d in g.out_edges(u, data=True):
+                    if d["type"] not in _DEPENDENCY:
+                        continue
+                    rels.add((u, d["type"], v))
+                    if v not in dist:
+                        dist[v] = hop + 1
+                        nxt.append(v)
+            frontier = nxt
+        nodes = {n: str(g.nodes[n]["label"]) for n in sorted(dist)}
+        return Subgraph(nodes, sorted(rels))
+
+    def contagion_paths(self, source: str, target: str, max_hops: int, *,
+                        limit: int = 100) -> list[ContagionPath]:
+        check_hops("max_hops", max_hops, low=1)
+        self._label(source)
+        self._label(target)
+        if source == target:
+            return []
+        g = self.graph
+        found = set()
+        for path in nx.all_simple_edge_paths(g, target, source, cutoff=max_hops):
+            nodes = [path[0][0], *(e[1] for e in path)]
+            rels = [g.edges[e]["type"] for e in path]
+            found.add(ContagionPath(tuple(reversed(nodes)), tuple(reversed(rels))))
+        return sorted(found, key=lambda p: (p.hops, p.nodes, p.rels))[:limit]
+
+    def positions(self, pool_id: str, *, min_health: float | None = None,
+                  max_health: float | None = None) -> list[PositionHealth]:
+        if self._label(pool_id) != NodeLabel.POOL:
+            raise NodeNotFound(f"{pool_id!r} is not a pool")
+        g = self.graph
+        lt = {v: d["liquidation_threshold"] for _, v, d in g.out_edges(pool_id, data=True)
+              if d["type"] == RelType.ACCEPTS_COLLATERAL}
+        out = []
+        for pos, _, d in g.in_edges(pool_id, data=True):
+            if d["type"] != RelType.IN:
+                continue
+            weighted = debt = 0.0
+            account = ""
+            for _, a, e in g.out_edges(pos, data=True):
+                if e["type"] == RelType.COLLATERAL:
+                    weighted += e["amount"] * g.nodes[a]["price"] * lt.get(a, 0.0)
+                elif e["type"] == RelType.DEBT:
+                    debt += e["amount"] * g.nodes[a]["price"]
+            for acc, _, e in g.in_edges(pos, data=True):
+                if e["type"] == RelType.OWNS:
+                    account = acc
+            hf = health_factor(weighted, debt)
+            if in_health_range(hf, min_health, max_health):
+                out.append(PositionHealth(pos, account, hf))
+        return sorted(out, key=sort_key_hf)
+
+    def stats(self) -> StoreStats:
+        labels = dict.fromkeys(ALL_LABELS, 0)
+        rels = dict.fromkeys(ALL_RELS, 0)
+        for _, lab in self.graph.nodes(data="label"):
+            labels[lab] += 1
+        for _, _, t in self.graph.edges(data="type"):
+            rels[t] += 1
+        return StoreStats(labels, rels)

@@ -1,0 +1,220 @@
+"""The store contract, run against every backend (the embedded store and a real Neo4j).
+
+Every expected value here is worked out by hand from the tiny ecosystem in ``helpers.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from helpers import TINY_MANIFEST, tiny_records, tiny_snapshot
+from hypothesis import HealthCheck, given, settings
+from strategies import snapshots
+
+from graph.export import compile_system
+from graph.snapshot import Snapshot
+from graph.store import ContagionPath, GraphStore, MemoryStore, NodeNotFound
+from graph.vocab import NodeLabel, RelType
+
+
+def test_write_then_read_is_identity(store: GraphStore) -> None:
+    snap = tiny_snapshot()
+    summary = store.write_snapshot(snap)
+    assert summary.added["Position"] == 4
+    assert summary.added["COLLATERAL"] == 5
+    back = store.read_snapshot()
+    assert back.equals(snap), snap.describe_difference(back)
+
+
+def test_empty_store_reads_empty_snapshot(store: GraphStore) -> None:
+    assert store.read_snapshot().equals(Snapshot.empty())
+    assert sum(store.stats().labels.values()) == 0
+
+
+def test_rewrite_changes_nothing(store: GraphStore) -> None:
+    snap = tiny_snapshot()
+    store.write_snapshot(snap)
+    before = store.stats()
+    again = store.write_snapshot(snap)
+    assert not again.changed
+    assert store.stats() == before
+
+
+def test_stats_counts_every_label_and_type(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    st = store.stats()
+    assert st.labels == {"Protocol": 4, "Asset": 3, "Pool": 4, "Oracle": 3, "Account": 3,
+                         "Position": 4}
+    assert st.relationships == {
+        "OPERATES": 4, "ACCEPTS_COLLATERAL": 3, "LENDS": 2, "HOLDS": 3, "ISSUED_BY": 1,
+        "PEGGED_TO": 1, "PRICED_BY": 3, "READS": 1, "DEPOSITS_IN": 1, "OWNS": 4, "IN": 4,
+        "COLLATERAL": 5, "DEBT": 2, "OPTION": 2}
+
+
+def test_later_snapshot_updates_adds_and_removes(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    rec = tiny_records()
+    # p1 repays half its debt; p3 closes; p5 opens; stETH loses its issuer; a new HOLDS row.
+    next(r for r in rec["position_debt"] if r["position"] == "p1")["amount"] = 5000.0
+    rec["positions"] = [r for r in rec["positions"] if r["id"] != "p3"]
+    rec["position_collateral"] = [r for r in rec["position_collateral"] if r["position"] != "p3"]
+    rec["positions"].append({"id": "p5", "account": "alice", "pool": "aave:main"})
+    rec["position_collateral"].append({"position": "p5", "asset": "stETH", "amount": 3.0})
+    next(r for r in rec["assets"] if r["id"] == "stETH")["issuer"] = None
+    rec["pool_holdings"].append({"pool": "lido:staking", "asset": "stETH", "amount": 1.0})
+    new = Snapshot.from_records(rec, TINY_MANIFEST)
+    summary = store.write_snapshot(new)
+    assert summary.updated["DEBT"] == 1
+    assert summary.updated["Asset"] == 1
+    assert summary.removed["Position"] == 1
+    assert summary.removed["COLLATERAL"] == 1
+    assert summary.added["Position"] == 1
+    assert summary.added["HOLDS"] == 1
+    back = store.read_snapshot()
+    assert back.equals(new), new.describe_difference(back)
+    assert store.stats().relationships["ISSUED_BY"] == 0
+    assert store.stats().relationships["OWNS"] == 4
+
+
+def test_node_with_neighbours(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    v = store.node("p2")
+    assert v.label == "Position"
+    assert v.degree == 5
+    assert [(n.rel, n.direction, n.id, n.label) for n in v.neighbours] == [
+        ("COLLATERAL", "out", "ETH", "Asset"),
+        ("COLLATERAL", "out", "stETH", "Asset"),
+        ("DEBT", "out", "USDC", "Asset"),
+        ("IN", "out", "aave:main", "Pool"),
+        ("OWNS", "in", "bob", "Account"),
+    ]
+    assert dict(v.neighbours[1].properties) == {"amount": 10.0}
+    a = store.node("stETH", neighbour_limit=2)
+    assert a.properties["price"] == 1980.0 and a.properties["decimals"] == 18
+    assert a.degree == 6 and len(a.neighbours) == 2
+    assert [(n.rel, n.direction, n.id) for n in a.neighbours] == [
+        ("ACCEPTS_COLLATERAL", "in", "aave:main"), ("COLLATERAL", "in", "p2")]
+    legs = store.node("p4").neighbours
+    assert [(n.rel, dict(n.properties).get("kind")) for n in legs[2:4]] == [
+        ("OPTION", "call"), ("OPTION", "put")]
+    with pytest.raises(NodeNotFound, match="no node with id 'nope'"):
+        store.node("nope")
+
+
+def test_dependencies_to_depth(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    d1 = store.dependencies("aave", 1)
+    assert d1.nodes == {"aave": "Protocol", "aave:main": "Pool"}
+    assert d1.relationships == [("aave", "OPERATES", "aave:main")]
+    d2 = store.dependencies("aave", 2)
+    assert set(d2.nodes) == {"aave", "aave:main", "ETH", "USDC", "stETH"}
+    assert len(d2.relationships) == 5  # OPERATES + 2 ACCEPTS_COLLATERAL + 2 LENDS
+    d4 = store.dependencies("aave", 4)
+    # depth 3 adds lido (ISSUED_BY) and the three oracles (PRICED_BY); depth 4 the pools
+    # that lido operates and deposits in and that the stETH oracle reads; positions and
+    # accounts are never part of it.
+    assert set(d4.nodes) == {"aave", "aave:main", "ETH", "USDC", "stETH", "lido",
+                             "oracle:ETH", "oracle:USDC", "oracle:stETH", "curve:steth-eth",
+                             "lido:staking"}
+    assert ("oracle:stETH", "READS", "curve:steth-eth") in d4.relationships
+    assert store.dependencies("aave", 0).nodes == {"aave": "Protocol"}
+    with pytest.raises(NodeNotFound, match="'ETH' is not a protocol"):
+        store.dependencies("ETH", 2)
+    with pytest.raises(ValueError, match=r"'depth' must be an integer in \[0, 8\] \(got 9\)"):
+        store.dependencies("aave", 9)
+
+
+def test_contagion_paths(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    paths = store.contagion_paths("lido", "aave", 4)
+    assert paths == [ContagionPath(("lido", "stETH", "aave:main", "aave"),
+                                   ("ISSUED_BY", "ACCEPTS_COLLATERAL", "OPERATES"))]
+    assert store.contagion_paths("lido", "aave", 2) == []
+    # From the Curve pool to Aave in 4 hops: Lido's deposit in the pool backs stETH, and the
+    # stETH oracle reads the pool; stETH is collateral in Aave's pool either way.
+    via = store.contagion_paths("curve:steth-eth", "aave", 5)
+    assert [(p.nodes, p.rels) for p in via] == [
+        (("curve:steth-eth", "lido", "stETH", "aave:main", "aave"),
+         ("DEPOSITS_IN", "ISSUED_BY", "ACCEPTS_COLLATERAL", "OPERATES")),
+        (("curve:steth-eth", "oracle:stETH", "stETH", "aave:main", "aave"),
+         ("READS", "PRICED_BY", "ACCEPTS_COLLATERAL", "OPERATES")),
+    ]
+    eth = store.contagion_paths("ETH", "aave", 2)
+    assert [p.rels for p in eth] == [("ACCEPTS_COLLATERAL", "OPERATES"), ("LENDS", "OPERATES")]
+    to_acct = store.contagion_paths("USDC", "bob", 3)
+    assert [p.nodes for p in to_acct] == [("USDC", "p2", "bob"), ("USDC", "aave:main", "p2",
+                                                                  "bob")]
+    assert len(store.contagion_paths("ETH", "aave", 2, limit=1)) == 1
+    with pytest.raises(ValueError, match=r"'max_hops' must be an integer in \[1, 8\]"):
+        store.contagion_paths("ETH", "aave", 0)
+    with pytest.raises(NodeNotFound):
+        store.contagion_paths("ETH", "nobody", 3)
+
+
+def test_positions_by_health_factor(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    all_ = store.positions("aave:main")
+    assert [(p.id, p.account) for p in all_] == [("p2", "bob"), ("p1", "alice"), ("p3", "carol")]
+    assert all_[0].health_factor == pytest.approx(17490 / 18000, rel=1e-12)
+    assert all_[1].health_factor == pytest.approx(1.65, rel=1e-12)
+    assert math.isinf(all_[2].health_factor)
+    assert [p.id for p in store.positions("aave:main", max_health=1.0)] == ["p2"]
+    assert [p.id for p in store.positions("aave:main", min_health=1.0)] == ["p1", "p3"]
+    assert [p.id for p in store.positions("aave:main", min_health=1.0, max_health=2.0)] == ["p1"]
+    assert store.positions("curve:steth-eth") == []
+    with pytest.raises(NodeNotFound, match="'aave' is not a pool"):
+        store.positions("aave")
+
+
+def test_export_arrays_matches_compiled_snapshot(store: GraphStore) -> None:
+    snap = tiny_snapshot()
+    store.write_snapshot(snap)
+    got, want = store.export_arrays(), compile_system(snap)
+    assert list(got.position_ids) == ["p1", "p2", "p3", "p4"]
+    assert (got.collateral != want.collateral).nnz == 0
+    assert (got.debt.toarray() == want.debt.toarray()).all()
+    assert got.issuer.tolist() == want.issuer.tolist()
+
+
+def test_clear_empties_the_store(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    store.clear()
+    assert sum(store.stats().labels.values()) == 0
+    assert sum(store.stats().relationships.values()) == 0
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(snap=snapshots())
+def test_roundtrip_any_snapshot(store: GraphStore, snap: Snapshot) -> None:
+    """Snapshot → store → Snapshot is the identity; writing it twice changes nothing."""
+    store.clear()
+    store.write_snapshot(snap)
+    back = store.read_snapshot()
+    assert back.equals(snap), snap.describe_difference(back)
+    counts = store.stats()
+    assert not store.write_snapshot(snap).changed
+    assert store.stats() == counts
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(first=snapshots(), second=snapshots())
+def test_any_snapshot_over_any_other(store: GraphStore, first: Snapshot, second: Snapshot
+                                     ) -> None:
+    """Writing over an existing snapshot leaves exactly the new one."""
+    store.clear()
+    store.write_snapshot(first)
+    store.write_snapshot(second)
+    back = store.read_snapshot()
+    assert back.equals(second), second.describe_difference(back)
+
+
+def test_memory_store_persists_to_its_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "s.zip"
+    MemoryStore(path).write_snapshot(tiny_snapshot())
+    again = MemoryStore(path)
+    assert again.read_snapshot().equals(tiny_snapshot())
+    assert again.stats().labels[NodeLabel.POSITION] == 4
+    assert again.stats().relationships[RelType.OPTION] == 2
