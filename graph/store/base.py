@@ -176,7 +176,8 @@ class GraphStore(ABC):
 
         ``progress(done, total)`` is called as rows are written.
         """
-        diff = diff_snapshots(self.read_snapshot(), snapshot)
+        current, incomplete = self._current()
+        diff = diff_snapshots(current, snapshot)
         total = sum(sum(c.values()) for c in diff.counts.values())
         done = 0
 
@@ -186,10 +187,15 @@ class GraphStore(ABC):
             if progress is not None:
                 progress(min(done, total), total)
 
-        if not diff.empty:
+        if incomplete or not diff.empty:
             self._apply(diff, snapshot, tick)
         tick(0)
         return WriteSummary.from_diff(diff)
+
+    def _current(self) -> tuple[Snapshot, bool]:
+        """What the store holds, as the base of a write, and whether an earlier write was
+        interrupted (what it holds is then partial)."""
+        return self.read_snapshot(), False
 
     @abstractmethod
     def _apply(self, diff: SnapshotDiff, snapshot: Snapshot, tick: Callable[[int], None]

@@ -97,7 +97,14 @@ class MemoryStore(GraphStore):
                ) -> None:
         # Persist first: if the file cannot be written, the in-memory graph is untouched.
         self._persist(snapshot)
-        self._apply_graph(diff, tick)
+        try:
+            self._apply_graph(diff, tick)
+        except BaseException:
+            # Interrupted mid-way: rebuild the graph from the snapshot just persisted.
+            self.graph = nx.MultiDiGraph()
+            self._apply_graph(diff_snapshots(Snapshot.empty(), snapshot))
+            self.graph.graph["manifest"] = snapshot.manifest
+            raise
         self.graph.graph["manifest"] = snapshot.manifest
 
     def _apply_graph(self, diff: SnapshotDiff, tick: Callable[[int], None] = lambda n: None
