@@ -31,7 +31,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Systemic-contagion analytics for DeFi and crypto options.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 StoreOpt = Annotated[str, typer.Option("--store", help="memory:PATH or bolt://HOST:PORT")]

@@ -9,6 +9,7 @@ collateral and debt matrices. Compute never walks the graph store object by obje
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ __all__ = ["SystemArrays", "compile_system", "health_factors"]
 _NO = -1  # index of a missing reference (an asset without issuer, ...)
 
 
-def _codes(values: pd.Series, enum: type) -> np.ndarray:
+def _codes(values: pd.Series, enum: type[StrEnum]) -> np.ndarray:
     order = {m.value: i for i, m in enumerate(enum)}
     return values.map(order).to_numpy(dtype=np.int8)
 

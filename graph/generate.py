@@ -95,7 +95,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.special import ndtr
 
-from graph.snapshot import Manifest, Snapshot
+from graph.snapshot import STR_DTYPE, Manifest, Snapshot
 from graph.vocab import (
     AccountKind,
     AssetKind,
@@ -123,7 +123,7 @@ MAX_POSITIONS = 10_000_000
 
 _AS_OF_S = int(AS_OF.timestamp())
 _YEAR_S = 365.0 * 86400.0
-_STR = pd.StringDtype(storage="pyarrow", na_value=np.nan)  # the snapshot's string dtype
+_STR = STR_DTYPE
 _HF_FLOOR = 1.0 + 1e-9  # a sampled HF never rounds below 1 when recomputed from the amounts
 
 # ----------------------------------------------------------------------------- configuration
@@ -275,6 +275,7 @@ class _Asset(NamedTuple):
 
 _F, _X, _T, _R = OracleKind.FEED, OracleKind.FIXED, OracleKind.TWAP, OracleKind.EXCHANGE_RATE
 _NAT, _STB, _LST, _WRP = AssetKind.NATIVE, AssetKind.STABLE, AssetKind.LST, AssetKind.WRAPPED
+_TOK = AssetKind.TOKEN
 _ASSETS = (
     _Asset("ETH", _NAT, _ETH, 18, 40e6, None, None, _F, None),
     _Asset("WETH", _WRP, _ETH, 18, 40e6, None, "ETH", _F, None),
@@ -288,15 +289,15 @@ _ASSETS = (
     _Asset("USDT", _STB, 1.0, 6, 40e6, None, None, _F, None),
     _Asset("DAI", _STB, 1.0, 18, 8e6, "maker", None, _X, None),
     _Asset("LUSD", _STB, 1.0, 18, 1e6, None, None, _F, None),
-    _Asset("LINK", _NAT, 6.2, 18, 3e6, None, None, _F, None),
-    _Asset("AAVE", _NAT, 54.0, 18, 1.5e6, None, None, _F, None),
-    _Asset("UNI", _NAT, 4.4, 18, 2e6, None, None, _F, None),
-    _Asset("CRV", _NAT, 0.46, 18, 1e6, None, None, _F, None),
-    _Asset("LDO", _NAT, 1.6, 18, 1.2e6, None, None, _F, None),
-    _Asset("MKR", _NAT, 1130.0, 18, 1e6, None, None, _F, None),
-    _Asset("SNX", _NAT, 2.15, 18, 0.6e6, None, None, _F, None),
-    _Asset("BAL", _NAT, 3.7, 18, 0.25e6, None, None, _T, "uniswap-v2:BAL-WETH"),
-    _Asset("COMP", _NAT, 41.0, 18, 0.4e6, None, None, _F, None),
+    _Asset("LINK", _TOK, 6.2, 18, 3e6, None, None, _F, None),
+    _Asset("AAVE", _TOK, 54.0, 18, 1.5e6, None, None, _F, None),
+    _Asset("UNI", _TOK, 4.4, 18, 2e6, None, None, _F, None),
+    _Asset("CRV", _TOK, 0.46, 18, 1e6, None, None, _F, None),
+    _Asset("LDO", _TOK, 1.6, 18, 1.2e6, None, None, _F, None),
+    _Asset("MKR", _TOK, 1130.0, 18, 1e6, None, None, _F, None),
+    _Asset("SNX", _TOK, 2.15, 18, 0.6e6, None, None, _F, None),
+    _Asset("BAL", _TOK, 3.7, 18, 0.25e6, None, None, _T, "uniswap-v2:BAL-WETH"),
+    _Asset("COMP", _TOK, 41.0, 18, 0.4e6, None, None, _F, None),
     _Asset("aWETH", AssetKind.RECEIPT, _ETH, 18, 0.0, "aave-v3", "WETH", _R, "aave-v3:main"),
     _Asset("yvWETH", AssetKind.RECEIPT, _YVWETH_PRICE_PER_SHARE * _ETH, 18, 0.0, "yearn", "WETH",
            _R, "yearn:yvWETH"),

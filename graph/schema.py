@@ -89,14 +89,14 @@ class TableSpec:
     columns: tuple[Column, ...]
     label: NodeLabel | None = None
     rel: RelType | None = None
-    src: str | None = None
-    dst: str | None = None
+    src: str = ""
+    dst: str = ""
     rel_key: tuple[str, ...] = ()
     doc: str = ""
     key: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        key = ("id",) if self.label is not None else (str(self.src), str(self.dst), *self.rel_key)
+        key = ("id",) if self.label is not None else (self.src, self.dst, *self.rel_key)
         object.__setattr__(self, "key", key)
 
     @property

@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from graph.errors import Problem, SnapshotFormatError, SnapshotValidationError
 from graph.schema import NODE_TABLES, SCHEMA_VERSION, TABLES, Column, TableSpec
 
-__all__ = ["Manifest", "Snapshot", "validate_tables"]
+__all__ = ["STR_DTYPE", "Manifest", "Snapshot", "validate_tables"]
 
 STR_DTYPE = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _ARROW_TYPES = {"str": pa.string(), "float": pa.float64(), "int": pa.int64()}
@@ -78,6 +79,13 @@ def _record_labels(spec: TableSpec, df: pd.DataFrame) -> pd.Series:
     return out
 
 
+def _isin(s: pd.Series, values: pd.Index) -> np.ndarray:
+    """``s.isin(values)`` through Arrow (pandas converts Arrow strings to objects for isin)."""
+    arr = pa.array(s.astype(STR_DTYPE).array) if s.dtype != STR_DTYPE else pa.array(s.array)
+    vals = pa.array(pd.Series(values, dtype=STR_DTYPE).array)
+    return np.asarray(pc.is_in(arr, value_set=vals).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, str):
         return repr(value)
@@ -104,13 +112,14 @@ def _coerce(spec: TableSpec, raw: pd.DataFrame, problems: list[Problem]) -> pd.D
     df = raw.loc[:, list(spec.column_names)].reset_index(drop=True)
     out: dict[str, pd.Series] = {}
     labels: pd.Series | None = None
+    conv: pd.Series
     for col in spec.columns:
         s = df[col.name]
         if col.dtype == "str":
-            bad = s.notna() & ~s.map(lambda v: isinstance(v, str), na_action="ignore").astype(bool)
-            if s.dtype == STR_DTYPE or (pd.api.types.is_string_dtype(s.dtype) and not bad.any()):
+            if isinstance(s.dtype, pd.StringDtype):
                 out[col.name] = s.astype(STR_DTYPE)
                 continue
+            bad = s.notna() & ~s.map(lambda v: isinstance(v, str), na_action="ignore").astype(bool)
             conv = s.where(~bad, np.nan).astype(STR_DTYPE)
         else:
             if col.dtype == "float" and s.dtype == np.float64:
@@ -148,9 +157,22 @@ def _canonical(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- validation
 
 
-def _column_problems(spec: TableSpec, col: Column, df: pd.DataFrame, labels: pd.Series,
+class _Labels(dict[str, pd.Series]):
+    """Record labels per table, computed only for tables that have a problem to report."""
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        super().__init__()
+        self.tables = tables
+
+    def __missing__(self, name: str) -> pd.Series:
+        self[name] = _record_labels(TABLES[name], self.tables[name])
+        return self[name]
+
+
+def _column_problems(spec: TableSpec, col: Column, df: pd.DataFrame, all_labels: _Labels,
                      ids: Mapping[str, pd.Index]) -> Iterable[Problem]:
     s = df[col.name]
+    labels = _LazySeries(all_labels, spec.name)
     null = s.isna()
     if col.dtype == "float":
         arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -185,21 +207,31 @@ def _column_problems(spec: TableSpec, col: Column, df: pd.DataFrame, labels: pd.
                           f"'{col.name}' must be {col.range_text()} (got {_fmt(v)})")
     if col.choices is not None:
         allowed = [c.value for c in col.choices]
-        bad = checkable & ~s.isin(allowed).to_numpy()
+        bad = checkable & ~_isin(s, pd.Index(allowed))
         for i in np.flatnonzero(bad):
             yield Problem(spec.name, labels.iloc[i], col.name,
                           f"'{col.name}' must be one of {', '.join(allowed)} "
                           f"(got {_fmt(s.iloc[i])})")
     if col.ref is not None:
-        bad = checkable & ~s.isin(ids[col.ref]).to_numpy()
+        bad = checkable & ~_isin(s, ids[col.ref])
         noun = col.ref.removesuffix("s")
         for i in np.flatnonzero(bad):
             yield Problem(spec.name, labels.iloc[i], col.name,
                           f"'{col.name}' refers to unknown {noun} {_fmt(s.iloc[i])}")
 
 
-def _row_rules(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, pd.Series]
-               ) -> Iterable[Problem]:
+class _LazySeries:
+    """``labels.iloc[i]`` of one table without computing the labels unless asked."""
+
+    def __init__(self, labels: _Labels, name: str) -> None:
+        self.labels, self.name = labels, name
+
+    @property
+    def iloc(self) -> Any:
+        return self.labels[self.name].iloc
+
+
+def _row_rules(tables: Mapping[str, pd.DataFrame], labels: _Labels) -> Iterable[Problem]:
     pc = tables["pool_collateral"]
     for i in np.flatnonzero((pc["ltv"] > pc["liquidation_threshold"]).to_numpy()):
         yield Problem("pool_collateral", labels["pool_collateral"].iloc[i], "ltv",
@@ -232,9 +264,8 @@ def _row_rules(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, pd.Serie
 def validate_tables(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     """Every rule broken by canonical ``tables`` (see :class:`Snapshot` for the rules)."""
     problems: list[Problem] = []
-    labels = {name: _record_labels(TABLES[name], df) for name, df in tables.items()}
+    labels = _Labels(tables)
     # Node ids are unique across all node tables: a relationship endpoint is just an id.
-    owner: dict[str, str] = {}
     ids: dict[str, pd.Index] = {}
     for name in NODE_TABLES:
         col = tables[name]["id"]
@@ -243,16 +274,18 @@ def validate_tables(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
         for i in np.flatnonzero(dup.to_numpy()):
             problems.append(Problem(name, labels[name].iloc[i], "id",
                                     f"duplicate 'id' {_fmt(col.iloc[i])}"))
-        for v in col.dropna().unique():
-            if v in owner:
-                problems.append(Problem(name, v, "id", f"'id' {_fmt(v)} is already the id of "
-                                        f"a record in {owner[v]}"))
-            else:
-                owner[v] = name
+    every = pd.DataFrame({
+        "id": pd.concat([tables[n]["id"] for n in NODE_TABLES], ignore_index=True),
+        "table": np.repeat(NODE_TABLES, [len(tables[n]) for n in NODE_TABLES]),
+    }).dropna().drop_duplicates()
+    first = every.drop_duplicates("id", keep="first").set_index("id")["table"]
+    for v, name in every.loc[every["id"].duplicated(keep="first")].itertuples(index=False):
+        problems.append(Problem(name, v, "id", f"'id' {_fmt(v)} is already the id of "
+                                f"a record in {first[v]}"))
     for name, spec in TABLES.items():
         df = tables[name]
-        for col in spec.columns:
-            problems.extend(_column_problems(spec, col, df, labels[name], ids))
+        for column in spec.columns:
+            problems.extend(_column_problems(spec, column, df, labels, ids))
         if not spec.is_node:
             dup = df.duplicated(list(spec.key), keep="first")
             for i in np.flatnonzero(dup.to_numpy()):

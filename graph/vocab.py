@@ -82,7 +82,8 @@ class ProtocolKind(StrEnum):
 
 
 class AssetKind(StrEnum):
-    NATIVE = "native"
+    NATIVE = "native"  # a chain's own coin (ETH) or a major with no issuer in the graph (BTC)
+    TOKEN = "token"  # a governance or utility token (LINK, AAVE, CRV, ...)
     STABLE = "stable"
     LST = "lst"
     LP = "lp"

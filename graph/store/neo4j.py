@@ -153,13 +153,14 @@ class Neo4jStore(GraphStore):
             # Too large for one transaction: mark the store as being written, commit batch by
             # batch, and clear the mark with the manifest. A reader that finds the mark raises
             # instead of returning a half-written snapshot; re-running the write completes it.
-            s.execute_write(lambda tx: tx.run(_q(meta + "SET m.write_pending = true")).consume())
+            def run(query: str, **params: Any) -> None:
+                s.execute_write(lambda tx: tx.run(_q(query), params).consume())
+
+            run(meta + "SET m.write_pending = true")
             for q, params in self._batches(statements):
-                s.execute_write(lambda tx, q=q, params=params: tx.run(_q(q), params).consume())
+                run(q, **params)
                 tick(len(next(iter(params.values()))))
-            s.execute_write(lambda tx: tx.run(
-                _q(meta + "SET m.manifest = $doc REMOVE m.write_pending"), doc=manifest
-            ).consume())
+            run(meta + "SET m.manifest = $doc REMOVE m.write_pending", doc=manifest)
 
     def _batches(self, statements: list[Statement]) -> Iterator[tuple[str, dict[str, Any]]]:
         for q, df, cols in statements:
@@ -226,9 +227,12 @@ class Neo4jStore(GraphStore):
                        + (f" SET {sets}" if sets else ""), df, list(spec.column_names))
 
     def clear(self) -> None:
+        # Relationships first: deleting a hub node with all its relationships at once would
+        # need them all in one transaction's memory.
         with self._session() as s:
-            s.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+            s.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS"
                   ).consume()
+            s.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS").consume()
 
     # ------------------------------------------------------------------ reads
     def read_snapshot(self) -> Snapshot:
@@ -270,8 +274,8 @@ class Neo4jStore(GraphStore):
                 cols = list(spec.column_names)
                 props = [c.name for c in spec.property_columns()]
                 frames[name] = df(
-                    f"MATCH (s:{_label_of(spec, spec.src or '')})-[r:{spec.rel}]->"
-                    f"(d:{_label_of(spec, spec.dst or '')}) RETURN s.id, d.id, "
+                    f"MATCH (s:{_label_of(spec, spec.src)})-[r:{spec.rel}]->"
+                    f"(d:{_label_of(spec, spec.dst)}) RETURN s.id, d.id, "
                     + ", ".join(f"r.{c}" for c in props),
                     [str(spec.src), str(spec.dst), *props],
                 )[cols]

@@ -210,7 +210,7 @@ def test_truncated_table_file_is_rejected(tmp_path: Path) -> None:
     d = tiny_snapshot().save(tmp_path / "s")
     f = d / "position_collateral.parquet"
     f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
-    with pytest.raises(SnapshotFormatError, match="position_collateral.parquet: unreadable"):
+    with pytest.raises(SnapshotFormatError, match=r"position_collateral\.parquet: unreadable"):
         Snapshot.load(d)
 
 
@@ -234,5 +234,5 @@ def test_schema_version_and_missing_files_are_reported(tmp_path: Path) -> None:
         Snapshot.load(tmp_path / "nowhere")
     d2 = tiny_snapshot().save(tmp_path / "s2")
     (d2 / "pools.parquet").unlink()
-    with pytest.raises(SnapshotFormatError, match="pools.parquet: missing table file"):
+    with pytest.raises(SnapshotFormatError, match=r"pools\.parquet: missing table file"):
         Snapshot.load(d2)

@@ -1,0 +1,102 @@
+"""The command line, run as a real process: exit codes, output and error lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import NEO4J_URI
+from helpers import tiny_snapshot
+
+from graph.snapshot import Snapshot
+
+
+def contagion(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                          text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "snap"
+    r = contagion("generate", "--positions", "500", "--seed", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_generate_is_deterministic(generated: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    assert contagion("generate", "--positions", "500", "--seed", "3", "--out",
+                     str(again)).returncode == 0
+    for f in sorted(generated.iterdir()):
+        assert f.read_bytes() == (again / f.name).read_bytes(), f.name
+    other = tmp_path / "other"
+    contagion("generate", "--positions", "500", "--seed", "4", "--out", str(other))
+    assert (other / "positions.parquet").read_bytes() != (generated / "positions.parquet"
+                                                          ).read_bytes()
+
+
+def test_validate_accepts_a_good_snapshot(generated: Path) -> None:
+    r = contagion("validate", str(generated))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"valid: {generated}")
+    assert "positions 500" in r.stdout
+
+
+def test_validate_lists_problems_without_traceback(tmp_path: Path) -> None:
+    snap = tiny_snapshot()
+    d = snap.save(tmp_path / "bad")
+    t = snap["pool_collateral"].copy()
+    t.loc[t["asset"] == "ETH", "liquidation_threshold"] = 1.3
+    t.to_parquet(d / "pool_collateral.parquet", index=False)
+    r = contagion("validate", str(d))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert ("'liquidation_threshold' must be in (0, 1] (got 1.3) for pool_collateral "
+            "aave:main/ETH") in r.stderr
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    r = contagion("validate", str(tmp_path / "missing"))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing'}: not a snapshot directory (no manifest.json)"]
+    r = contagion("stats", "--store", "sqlite:x")
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("error: store URI must be memory:PATH or bolt://HOST:PORT / "
+                                "neo4j://HOST:PORT (got 'sqlite:x')")
+    r = contagion("stats", "--store", "bolt://127.0.0.1:1")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("error: cannot reach Neo4j at bolt://127.0.0.1:1")
+
+
+def _stats(store: str) -> dict[str, dict[str, int]]:
+    r = contagion("stats", "--store", store, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("backend", ["memory", "neo4j"])
+def test_load_then_stats_and_reload_is_idempotent(generated: Path, tmp_path: Path,
+                                                  backend: str,
+                                                  request: pytest.FixtureRequest) -> None:
+    if backend == "neo4j":
+        request.getfixturevalue("neo4j_store").clear()
+    store = f"memory:{tmp_path / 'store.zip'}" if backend == "memory" else NEO4J_URI
+    snap = Snapshot.load(generated)
+    r = contagion("load", str(generated), "--store", store)
+    assert r.returncode == 0, r.stderr
+    stats = _stats(store)
+    assert stats["labels"]["Position"] == 500
+    assert stats["labels"]["Account"] == snap.num_rows("accounts")
+    assert stats["relationships"]["COLLATERAL"] == snap.num_rows("position_collateral")
+    assert stats["relationships"]["OWNS"] == 500
+    again = contagion("load", str(generated), "--store", store)
+    assert again.returncode == 0
+    assert _stats(store) == stats
+    # the summary table of the second load shows nothing added, updated or removed
+    position_row = next(x for x in again.stdout.splitlines() if x.strip().startswith("Position"))
+    assert position_row.replace("│", " ").split()[1:] == ["0", "0", "0"]
