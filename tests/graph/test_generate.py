@@ -385,3 +385,13 @@ def test_bad_config() -> None:
         GeneratorConfig(position_usd_median=0)
     with pytest.raises(ValidationError, match="frozen"):
         GeneratorConfig().dealers = 3  # type: ignore[misc]
+
+
+def test_committed_sample_is_what_the_generator_produces(tmp_path: Path) -> None:
+    """data/sample is `contagion generate --positions 1000 --seed 7 --out data/sample`."""
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample"
+    fresh = generate_ecosystem(1000, 7).save(tmp_path / "sample")
+    for f in sorted(fresh.iterdir()):
+        assert (sample / f.name).read_bytes() == f.read_bytes(), (
+            f"data/sample/{f.name} is stale: regenerate it with "
+            "`contagion generate --positions 1000 --seed 7 --out data/sample`")
