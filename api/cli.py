@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from graph.errors import ContagionError, SnapshotValidationError
-from graph.export import compile_system, health_factors
+from graph.export import compile_system, exposure_by_protocol
 from graph.snapshot import Snapshot
 from graph.store import GraphStore, StoreStats, WriteSummary, open_store
 
@@ -133,23 +132,13 @@ def stats(store: StoreOpt,
 
 
 def _ecosystem_summary(snap: Snapshot) -> Table:
-    """Collateral, debt and health-factor buckets per protocol at the snapshot's prices."""
-    sys_ = compile_system(snap)
-    hf = health_factors(sys_)
-    coll = sys_.collateral @ sys_.price
-    debt = sys_.debt @ sys_.price
-    proto = sys_.pool_protocol[sys_.position_pool]
-    df = pd.DataFrame({"protocol": sys_.protocol_ids[proto], "coll": coll, "debt": debt,
-                       "near": (hf < 1.1), "hf": np.where(np.isfinite(hf), hf, np.nan)})
-    g = df.groupby("protocol").agg(positions=("coll", "size"), coll=("coll", "sum"),
-                                   debt=("debt", "sum"), near=("near", "sum"),
-                                   median_hf=("hf", "median"))
     t = Table(title="positions by protocol (snapshot prices)", show_edge=False)
     for c in ("protocol", "positions", "collateral $", "debt $", "HF < 1.1", "median HF"):
         t.add_column(c, justify="left" if c == "protocol" else "right")
-    for name, r in g.sort_values("debt", ascending=False).iterrows():
-        t.add_row(str(name), f"{int(r.positions):,}", f"{r.coll:,.0f}", f"{r.debt:,.0f}",
-                  f"{int(r.near):,}", "-" if np.isnan(r.median_hf) else f"{r.median_hf:.2f}")
+    for name, r in exposure_by_protocol(compile_system(snap), near=1.1).iterrows():
+        t.add_row(str(name), f"{int(r.positions):,}", f"{r.collateral_usd:,.0f}",
+                  f"{r.debt_usd:,.0f}", f"{int(r.below_near):,}",
+                  "-" if np.isnan(r.median_hf) else f"{r.median_hf:.2f}")
     return t
 
 

@@ -18,7 +18,7 @@ from scipy import sparse
 from graph.snapshot import Snapshot
 from graph.vocab import AccountKind, AssetKind, PoolKind, ProtocolKind
 
-__all__ = ["SystemArrays", "compile_system", "health_factors"]
+__all__ = ["SystemArrays", "compile_system", "exposure_by_protocol", "health_factors"]
 
 _NO = -1  # index of a missing reference (an asset without issuer, ...)
 
@@ -192,3 +192,22 @@ def health_factors(system: SystemArrays, price: np.ndarray | None = None) -> np.
     with np.errstate(divide="ignore", invalid="ignore"):
         hf = np.where(debt_value > 0, weighted / np.where(debt_value > 0, debt_value, 1.0), np.inf)
     return hf
+
+
+def exposure_by_protocol(system: SystemArrays, *, near: float = 1.1) -> pd.DataFrame:
+    """Positions, collateral and debt (USD, snapshot prices) per protocol, the number of
+    positions with health factor below ``near`` and the median finite health factor; one row
+    per protocol with positions, sorted by debt (largest first)."""
+    hf = health_factors(system)
+    proto = system.pool_protocol[system.position_pool]
+    df = pd.DataFrame({
+        "protocol": system.protocol_ids[proto],
+        "collateral_usd": system.collateral @ system.price,
+        "debt_usd": system.debt @ system.price,
+        "near": hf < near,
+        "hf": np.where(np.isfinite(hf), hf, np.nan),
+    })
+    out = df.groupby("protocol").agg(
+        positions=("hf", "size"), collateral_usd=("collateral_usd", "sum"),
+        debt_usd=("debt_usd", "sum"), below_near=("near", "sum"), median_hf=("hf", "median"))
+    return out.sort_values("debt_usd", ascending=False)

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from graph.errors import ContagionError
 from graph.export import SystemArrays, compile_system
+from graph.schema import TABLES
 from graph.snapshot import Snapshot
 from graph.store.diff import SnapshotDiff, diff_snapshots
 from graph.vocab import NodeLabel, RelType
@@ -127,8 +128,6 @@ class WriteSummary:
 
     @classmethod
     def from_diff(cls, diff: SnapshotDiff) -> WriteSummary:
-        from graph.schema import TABLES
-
         def graph_name(table: str) -> str:
             spec = TABLES[table]
             return str(spec.label if spec.is_node else spec.rel)

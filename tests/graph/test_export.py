@@ -60,3 +60,18 @@ def test_health_factors_match_the_per_position_definition() -> None:
         lt = s.liquidation_threshold[s.position_pool[i]]
         want = health_factor(float((c[i] * s.price * lt).sum()), float((d[i] * s.price).sum()))
         assert hf[i] == pytest.approx(want, rel=1e-12) or (math.isinf(want) and math.isinf(hf[i]))
+
+
+def test_exposure_by_protocol_by_hand() -> None:
+    """aave: p1 (10 ETH, 10,000 USDC debt), p2 (10 stETH + 1 ETH, 18,000), p3 (1 ETH)."""
+    t = compile_system(tiny_snapshot())
+    from graph.export import exposure_by_protocol
+
+    df = exposure_by_protocol(t)
+    assert list(df.index) == ["aave", "deribit"]
+    aave = df.loc["aave"]
+    assert aave.positions == 3
+    assert aave.collateral_usd == 10 * 2000 + 10 * 1980 + 2000 + 2000
+    assert aave.debt_usd == 28000
+    assert aave.below_near == 1  # p2 at HF 0.97
+    assert aave.median_hf == pytest.approx((1.65 + 17490 / 18000) / 2)
