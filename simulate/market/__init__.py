@@ -1,0 +1,1 @@
+"""The market model: per-asset volatility, joint shocks, implied volatility (DESIGN.md §4.1)."""
