@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from arch import arch_model
-from arch.univariate.base import ARCHModel, ARCHModelResult
+from arch.univariate.base import ARCHModel, ARCHModelFixedResult
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["SCALE", "FittedVolatility", "VolSpec", "arch_model_for", "fit_volatility"]
@@ -43,11 +43,9 @@ class VolSpec(BaseModel):
 
 def arch_model_for(returns_pct: pd.Series | np.ndarray, spec: VolSpec) -> ARCHModel:
     """The arch model of ``spec`` on returns in percent."""
-    vol = {"gjr-garch": "GARCH", "garch": "GARCH", "egarch": "EGARCH"}[spec.model]
     o = 0 if spec.model == "garch" else 1
-    dist = {"skewt": "skewt", "t": "t", "normal": "normal"}[spec.dist]
-    mean = {"constant": "Constant", "zero": "Zero"}[spec.mean]
-    return arch_model(returns_pct, mean=mean, vol=vol, p=1, o=o, q=1, dist=dist,
+    vol: Literal["GARCH", "EGARCH"] = "EGARCH" if spec.model == "egarch" else "GARCH"
+    return arch_model(returns_pct, mean=spec.mean, vol=vol, p=1, o=o, q=1, dist=spec.dist,
                       rescale=False)
 
 
@@ -73,7 +71,7 @@ class FittedVolatility(BaseModel):
         """One-step conditional volatility, decimal."""
         return float(np.sqrt(self.next_variance)) / SCALE
 
-    def result(self, returns: pd.Series) -> ARCHModelResult:
+    def result(self, returns: pd.Series) -> ARCHModelFixedResult:
         """The arch result with these parameters fixed, on decimal ``returns``."""
         model = arch_model_for(returns * SCALE, self.spec)
         return model.fix([self.params[n] for n in model.parameter_names()])
@@ -105,9 +103,9 @@ def fit_volatility(returns: pd.Series, spec: VolSpec | None = None, *, asset: st
         raise ValueError(f"returns of {asset or 'asset'} must be finite")
     model = arch_model_for(r * SCALE, spec)
     res = model.fit(disp="off", show_warning=False)
-    params: dict[str, Any] = {k: float(v) for k, v in res.params.items()}
+    params: dict[str, Any] = {str(k): float(v) for k, v in res.params.items()}
     fc = res.forecast(horizon=1, reindex=False)
-    std = (res.resid / res.conditional_volatility).to_numpy()
+    std = np.asarray(res.resid / res.conditional_volatility, dtype=float)
     index = r.index
     dates = [str(d.date()) if hasattr(d, "date") else str(d) for d in index]
     return FittedVolatility(
