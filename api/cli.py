@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import numpy as np
 import typer
@@ -25,6 +25,10 @@ from graph.errors import ContagionError, SnapshotValidationError
 from graph.export import compile_system, exposure_by_protocol
 from graph.snapshot import Snapshot
 from graph.store import GraphStore, StoreStats, WriteSummary, open_store
+from simulate.backtest import BacktestResult, var_backtest
+from simulate.market.volatility import VolSpec
+from simulate.prices import log_returns, read_daily_closes
+from simulate.scenarios import list_scenarios, load_scenario
 
 __all__ = ["app", "main"]
 
@@ -164,6 +168,84 @@ def demo(
     out.print(_ecosystem_summary(snap))
     out.print(f"snapshot: {out_dir / 'snapshot'}  store: memory:{out_dir / 'store.zip'}  "
               f"({time.perf_counter() - t0:.1f} s)")
+
+
+def _backtest_table(res: BacktestResult, asset: str) -> Table:
+    spec = res.spec
+    t = Table(title=f"{asset}: one-day VaR backtest, {res.start} .. {res.end} "
+                    f"(window {res.window}, refit every {res.refit_every}, "
+                    f"{spec.model} {spec.dist})", show_edge=False)
+    for c in ("method", "level", "days", "violations", "expected", "Kupiec LR", "p",
+              "Christoffersen LR", "p ", "cond. cov. p", "result"):
+        t.add_column(c, justify="left" if c in ("method", "result") else "right")
+    for r in res.rows:
+        verdict = Text("pass", style="green") if r.passed else Text("fail", style="red")
+        t.add_row("fitted model" if r.method == "garch" else "historical sim.",
+                  f"{r.level:.0%}", f"{r.observations:,}", f"{r.violations:,}",
+                  f"{r.expected:,.1f}", f"{r.kupiec.statistic:.3f}", f"{r.kupiec.p_value:.3f}",
+                  f"{r.christoffersen.statistic:.3f}", f"{r.christoffersen.p_value:.3f}",
+                  f"{r.conditional.p_value:.3f}", verdict)
+    return t
+
+
+@app.command()
+def backtest(
+    prices: Annotated[Path, typer.Option(help="price CSV: timestamp,asset,close; CoinGecko "
+                                               "daily date,price; or hourly "
+                                               "symbol,timestamp,USD_price")],
+    asset: Annotated[str, typer.Option(help="asset symbol (selects rows; labels the output)")],
+    window: Annotated[int, typer.Option(help="trailing days each forecast uses")] = 1000,
+    refit_every: Annotated[int, typer.Option(help="refit the model every K days")] = 20,
+    last: Annotated[int | None, typer.Option(
+        help="use only the last N daily returns (window included)")] = None,
+    model: Annotated[str, typer.Option(help="gjr-garch, garch or egarch")] = "gjr-garch",
+    dist: Annotated[str, typer.Option(help="skewt, t or normal")] = "skewt",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Rolling one-day VaR (95%, 99%) of the fitted model and of historical simulation, with
+    Kupiec and Christoffersen tests (pass = p-value of at least 5% in both)."""
+    for opt, value in (("model", model), ("dist", dist)):
+        allowed = get_args(VolSpec.model_fields[opt].annotation)
+        if value not in allowed:
+            raise ValueError(f"--{opt} must be one of {', '.join(allowed)} (got {value!r})")
+    spec = VolSpec.model_validate({"model": model, "dist": dist})
+    returns = log_returns(read_daily_closes(prices, asset))
+    if last is not None:
+        if last <= window:
+            raise ValueError(f"--last must exceed --window {window} (got {last})")
+        returns = returns.iloc[-last:]
+    with _progress() as p:
+        res = var_backtest(returns, window=window, refit_every=refit_every, spec=spec,
+                           progress=_writer(p, f"fitting {asset} {spec.model}"))
+    if as_json:
+        out.print_json(json.dumps({"asset": asset, "prices": str(prices), **res.as_dict()}))
+    else:
+        # a table this wide needs more than the 80 columns rich assumes off a terminal
+        (out if out.is_terminal else Console(width=132)).print(_backtest_table(res, asset))
+
+
+@app.command()
+def scenarios(
+    show: Annotated[str | None, typer.Option(
+        help="print one scenario (a library name or a .yaml/.json file) as validated JSON")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List the scenario library, or show one validated scenario."""
+    if show is not None:
+        out.print_json(load_scenario(show).model_dump_json())
+        return
+    items = list_scenarios()
+    if as_json:
+        out.print_json(json.dumps([{"name": s.name, "kind": s.kind,
+                                    "description": s.description} for s in items]))
+        return
+    t = Table(title="scenarios", show_edge=False)
+    for c in ("name", "kind", "description"):
+        t.add_column(c)
+    for sc in items:
+        t.add_row(sc.name, sc.kind, sc.description)
+    out.print(t)
 
 
 def main() -> None:

@@ -74,7 +74,10 @@ class FittedVolatility(BaseModel):
     def result(self, returns: pd.Series) -> ARCHModelFixedResult:
         """The arch result with these parameters fixed, on decimal ``returns``."""
         model = arch_model_for(returns * SCALE, self.spec)
-        return model.fix([self.params[n] for n in model.parameter_names()])
+        # the mean model's names, then the volatility process's, then the distribution's
+        names = (list(model.parameter_names()) + list(model.volatility.parameter_names())
+                 + list(model.distribution.parameter_names()))
+        return model.fix([self.params[n] for n in names])
 
     def to_json(self) -> str:
         return self.model_dump_json()

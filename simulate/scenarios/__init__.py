@@ -1,0 +1,31 @@
+"""Scenario specs (Monte Carlo, fixed shocks, historical replays) and the named library."""
+
+from simulate.scenarios.library import library_names, list_scenarios, load_scenario
+from simulate.scenarios.models import (
+    FixedShockScenario,
+    HistoricalReplay,
+    MonteCarloScenario,
+    ReplayDay,
+    ReplayDepeg,
+    ReplayShock,
+    ReplayVolatility,
+    Scenario,
+    ScenarioError,
+    scenario_from_dict,
+)
+
+__all__ = [
+    "FixedShockScenario",
+    "HistoricalReplay",
+    "MonteCarloScenario",
+    "ReplayDay",
+    "ReplayDepeg",
+    "ReplayShock",
+    "ReplayVolatility",
+    "Scenario",
+    "ScenarioError",
+    "library_names",
+    "list_scenarios",
+    "load_scenario",
+    "scenario_from_dict",
+]

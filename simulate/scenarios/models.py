@@ -1,0 +1,360 @@
+"""The scenario vocabulary: one validated spec shared by the CLI and the API (DESIGN.md §4.1).
+
+Three kinds, told apart by the field ``kind``:
+
+- :class:`MonteCarloScenario` (``monte-carlo``): joint returns drawn from the fitted market model
+  (per-asset volatility :class:`~simulate.market.volatility.VolSpec`, joined by filtered
+  historical simulation or a t-copula) over ``horizon_days`` in ``steps`` steps, ``paths``
+  paths from ``seed``, optionally antithetic.
+- :class:`FixedShockScenario` (``fixed-shock``): given per-asset price shocks (a fraction:
+  ``-0.35`` is a 35% fall), implied-volatility multipliers and depegs (price relative to the
+  peg, in ``(0, 1]``).
+- :class:`HistoricalReplay` (``historical``): a dated episode with peak-to-trough shocks,
+  worst depegs and volatility multipliers, each with its source, and the day-by-day path
+  where the data gives one. :meth:`HistoricalReplay.as_fixed_shock` is its worst point as a
+  fixed shock.
+
+Every model is frozen and rejects unknown fields. Validation messages name the field in
+domain language (``"shocks.ETH must be > -1 (got -1.2)"``); :func:`scenario_from_dict` turns
+pydantic's errors into one :class:`ScenarioError` listing them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from graph.errors import ContagionError
+from simulate.market.volatility import VolSpec
+
+__all__ = [
+    "FixedShockScenario",
+    "HistoricalReplay",
+    "MonteCarloScenario",
+    "ReplayDay",
+    "ReplayDepeg",
+    "ReplayShock",
+    "ReplayVolatility",
+    "Scenario",
+    "ScenarioError",
+    "scenario_from_dict",
+]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class ScenarioError(ContagionError, ValueError):
+    """A scenario spec that is malformed, invalid or not found."""
+
+
+# --- shared checks -----------------------------------------------------------------------------
+
+
+def _check_name(v: str) -> str:
+    if not _NAME.match(v):
+        raise ValueError(f"name must be lowercase letters, digits and '-' (got {v!r})")
+    return v
+
+
+def _check_shock(field: str, v: float) -> float:
+    if not math.isfinite(v) or v <= -1:
+        raise ValueError(f"{field} must be > -1 (got {v})")
+    return v
+
+
+def _check_multiplier(field: str, v: float) -> float:
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{field} must be > 0 (got {v})")
+    return v
+
+
+def _check_depeg(field: str, v: float) -> float:
+    if not math.isfinite(v) or not 0 < v <= 1:
+        raise ValueError(f"{field} must be in (0, 1] (got {v})")
+    return v
+
+
+def _check_assets(field: str, d: dict[str, Any]) -> None:
+    for k in d:
+        if not k or k != k.strip():
+            raise ValueError(f"{field} has an empty or padded asset symbol ({k!r})")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Named(_Spec):
+    name: str
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v)
+
+
+# --- Monte Carlo -------------------------------------------------------------------------------
+
+
+class MonteCarloScenario(_Named):
+    """Joint returns from the fitted market model.
+
+    ``horizon_days`` is split into ``steps`` equal steps; the simulation draws
+    ``[paths, steps, num_assets]`` returns from ``seed``. ``antithetic`` pairs each draw with
+    its mirror (so ``paths`` must be even). ``assets`` restricts the simulated assets (empty:
+    every asset with a price history).
+    """
+
+    kind: Literal["monte-carlo"] = "monte-carlo"
+    volatility: VolSpec = VolSpec()
+    joint: Literal["fhs", "t-copula"] = "fhs"
+    horizon_days: float = Field(gt=0, le=3650)
+    steps: int = Field(gt=0, le=100_000)
+    paths: int = Field(gt=0, le=100_000_000)
+    seed: int = Field(ge=0)
+    antithetic: bool = False
+    assets: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _pairs(self) -> MonteCarloScenario:
+        if self.antithetic and self.paths % 2:
+            raise ValueError(f"paths must be even when antithetic is true (got {self.paths})")
+        return self
+
+
+# --- fixed shocks ------------------------------------------------------------------------------
+
+
+class FixedShockScenario(_Named):
+    """Shocks applied at once.
+
+    ``shocks[a]``: price change of asset ``a`` as a fraction, > -1 (``-0.35``: down 35%).
+    ``iv_multipliers[a]``: implied volatility of options on ``a`` is multiplied by this, > 0.
+    ``depegs[a]``: price of ``a`` relative to its peg, in (0, 1] (``0.93``: stETH at 0.93 ETH).
+    """
+
+    kind: Literal["fixed-shock"] = "fixed-shock"
+    shocks: dict[str, float] = {}
+    iv_multipliers: dict[str, float] = {}
+    depegs: dict[str, float] = {}
+
+    @field_validator("shocks")
+    @classmethod
+    def _shocks(cls, d: dict[str, float]) -> dict[str, float]:
+        _check_assets("shocks", d)
+        return {k: _check_shock(f"shocks.{k}", v) for k, v in d.items()}
+
+    @field_validator("iv_multipliers")
+    @classmethod
+    def _ivs(cls, d: dict[str, float]) -> dict[str, float]:
+        _check_assets("iv_multipliers", d)
+        return {k: _check_multiplier(f"iv_multipliers.{k}", v) for k, v in d.items()}
+
+    @field_validator("depegs")
+    @classmethod
+    def _depegs(cls, d: dict[str, float]) -> dict[str, float]:
+        _check_assets("depegs", d)
+        return {k: _check_depeg(f"depegs.{k}", v) for k, v in d.items()}
+
+    @model_validator(mode="after")
+    def _something(self) -> FixedShockScenario:
+        if not (self.shocks or self.iv_multipliers or self.depegs):
+            raise ValueError("a fixed-shock scenario needs at least one of shocks, "
+                             "iv_multipliers, depegs")
+        return self
+
+
+# --- historical replays ------------------------------------------------------------------------
+
+
+class ReplayShock(_Spec):
+    """A peak-to-trough price move: ``value = p(trough) / p(peak) - 1`` (> -1)."""
+
+    value: float
+    peak: date
+    trough: date
+    source: str
+    note: str = ""
+
+
+class ReplayDepeg(_Spec):
+    """The lowest price relative to the peg, in (0, 1], reached on ``low``."""
+
+    value: float
+    low: date
+    source: str
+    note: str = ""
+
+
+class ReplayVolatility(_Spec):
+    """An implied-volatility multiplier: ``value = IV(high) / IV(base)`` (> 0)."""
+
+    value: float
+    base: date
+    high: date
+    source: str
+    note: str = ""
+
+
+class ReplayDay(_Spec):
+    """One day of a replay path.
+
+    ``shocks[a]``: price of ``a`` on ``date`` relative to the replay's ``start``, minus 1.
+    ``depegs[a]``: the day's lowest price of ``a`` relative to its peg.
+    """
+
+    date: date
+    shocks: dict[str, float] = {}
+    depegs: dict[str, float] = {}
+
+
+class HistoricalReplay(_Named):
+    """A dated stress episode replayed from data, every magnitude with its source.
+
+    ``sources`` maps a short key to a citation; each magnitude's ``source`` must be one of the
+    keys. ``path`` is the day-by-day move from ``start`` (empty if no daily data).
+    """
+
+    kind: Literal["historical"] = "historical"
+    start: date
+    end: date
+    shocks: dict[str, ReplayShock] = {}
+    depegs: dict[str, ReplayDepeg] = {}
+    iv_multipliers: dict[str, ReplayVolatility] = {}
+    path: tuple[ReplayDay, ...] = ()
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HistoricalReplay:
+        if self.end <= self.start:
+            raise ValueError(f"end must be after start (got start {self.start}, end {self.end})")
+        if not (self.shocks or self.depegs or self.iv_multipliers):
+            raise ValueError("a historical replay needs at least one of shocks, depegs, "
+                             "iv_multipliers")
+        known = ", ".join(sorted(self.sources)) or "none"
+
+        def within(field: str, d: date) -> None:
+            if not self.start <= d <= self.end:
+                raise ValueError(f"{field} must be within {self.start} .. {self.end} (got {d})")
+
+        def cited(field: str, key: str) -> None:
+            if key not in self.sources:
+                raise ValueError(f"{field}.source must be a key of sources ({known}) "
+                                 f"(got {key!r})")
+
+        for a, s in self.shocks.items():
+            _check_shock(f"shocks.{a}.value", s.value)
+            within(f"shocks.{a}.peak", s.peak)
+            within(f"shocks.{a}.trough", s.trough)
+            if s.trough < s.peak:
+                raise ValueError(f"shocks.{a}.trough must not precede peak "
+                                 f"(got peak {s.peak}, trough {s.trough})")
+            cited(f"shocks.{a}", s.source)
+        for a, p in self.depegs.items():
+            _check_depeg(f"depegs.{a}.value", p.value)
+            within(f"depegs.{a}.low", p.low)
+            cited(f"depegs.{a}", p.source)
+        for a, v in self.iv_multipliers.items():
+            _check_multiplier(f"iv_multipliers.{a}.value", v.value)
+            within(f"iv_multipliers.{a}.base", v.base)
+            within(f"iv_multipliers.{a}.high", v.high)
+            cited(f"iv_multipliers.{a}", v.source)
+        previous: date | None = None
+        for i, day in enumerate(self.path):
+            within(f"path[{i}].date", day.date)
+            if previous is not None and day.date <= previous:
+                raise ValueError(f"path[{i}].date must be after {previous} (got {day.date})")
+            previous = day.date
+            for a, x in day.shocks.items():
+                _check_shock(f"path[{i}].shocks.{a}", x)
+            for a, x in day.depegs.items():
+                _check_depeg(f"path[{i}].depegs.{a}", x)
+        return self
+
+    def as_fixed_shock(self) -> FixedShockScenario:
+        """The episode's worst point (peak-to-trough shocks, lowest depegs, IV multipliers)."""
+        return FixedShockScenario(
+            name=self.name, description=self.description,
+            shocks={a: s.value for a, s in self.shocks.items()},
+            iv_multipliers={a: v.value for a, v in self.iv_multipliers.items()},
+            depegs={a: p.value for a, p in self.depegs.items()},
+        )
+
+
+Scenario = Annotated[MonteCarloScenario | FixedShockScenario | HistoricalReplay,
+                     Field(discriminator="kind")]
+
+_ADAPTER: TypeAdapter[MonteCarloScenario | FixedShockScenario | HistoricalReplay] = (
+    TypeAdapter(Scenario))
+_KINDS = ("monte-carlo", "fixed-shock", "historical")
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + p)
+    return "".join(parts) or "scenario"
+
+
+def _message(e: ErrorDetails) -> str:
+    """One pydantic error in the house language, naming the field."""
+    loc = e["loc"][1:] if e["loc"] and e["loc"][0] in _KINDS else e["loc"]
+    field, kind, ctx, got = _field(loc), e["type"], e.get("ctx", {}), e.get("input")
+    if kind == "value_error":
+        msg = str(ctx.get("error", e["msg"]))
+        return msg if loc == () or msg.startswith(field.split(".")[0]) else f"{field}: {msg}"
+    if kind == "missing":
+        return f"{field} is required"
+    if kind == "extra_forbidden":
+        return f"{field} is not a scenario field"
+    if kind == "union_tag_not_found":
+        return f"kind is required (one of {', '.join(_KINDS)})"
+    if kind == "union_tag_invalid":
+        return f"kind must be one of {', '.join(_KINDS)} (got {ctx.get('tag')!r})"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"{field} must be {bounds[kind]} {limit:g} (got {got})"
+    if kind == "literal_error":
+        return f"{field} must be one of {ctx.get('expected')} (got {got!r})"
+    return f"{field}: {e['msg'].lower()} (got {got!r})"
+
+
+def scenario_from_dict(data: Any, *, origin: str = "") -> (
+        MonteCarloScenario | FixedShockScenario | HistoricalReplay):
+    """Validate a mapping (parsed YAML or JSON) as a :data:`Scenario`.
+
+    Raises :class:`ScenarioError` with every problem on one line, prefixed by ``origin`` (a
+    file name or library name) when given::
+
+        >>> scenario_from_dict({"kind": "fixed-shock", "name": "x", "shocks": {"ETH": -1.2}})
+        Traceback (most recent call last):
+        ...
+        simulate.scenarios.models.ScenarioError: shocks.ETH must be > -1 (got -1.2)
+    """
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{origin + ': ' if origin else ''}a scenario must be a mapping "
+                            f"(got {type(data).__name__})")
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as err:
+        msgs = list(dict.fromkeys(_message(e) for e in err.errors()))
+        raise ScenarioError((f"{origin}: " if origin else "") + "; ".join(msgs)) from None
