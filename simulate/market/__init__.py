@@ -1,1 +1,45 @@
 """The market model: per-asset volatility, joint shocks, implied volatility (DESIGN.md §4.1)."""
+
+from simulate.market.implied_vol import (
+    IVModel,
+    IVModelError,
+    IVSmile,
+    deribit_chain,
+    iv_model_from_chain,
+    iv_model_from_market,
+    shocked_iv,
+    smile,
+)
+from simulate.market.shocks import (
+    JumpSpec,
+    MarketModel,
+    MarketModelError,
+    PegModel,
+    TCopula,
+    draw_innovations,
+    fit_market_model,
+    simulate_returns,
+)
+from simulate.market.volatility import FittedVolatility, VolSpec, fit_volatility
+
+__all__ = [
+    "FittedVolatility",
+    "IVModel",
+    "IVModelError",
+    "IVSmile",
+    "JumpSpec",
+    "MarketModel",
+    "MarketModelError",
+    "PegModel",
+    "TCopula",
+    "VolSpec",
+    "deribit_chain",
+    "draw_innovations",
+    "fit_market_model",
+    "fit_volatility",
+    "iv_model_from_chain",
+    "iv_model_from_market",
+    "shocked_iv",
+    "simulate_returns",
+    "smile",
+]
