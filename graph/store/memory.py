@@ -71,9 +71,13 @@ class MemoryStore(GraphStore):
                 snap = Snapshot.load(tmp)
         except (zipfile.BadZipFile, OSError) as e:
             raise StoreError(f"{self.path}: not a contagion memory store file ({e})") from e
+        self._rebuild(snap)
+
+    def _rebuild(self, snapshot: Snapshot) -> None:
+        """Make the graph exactly ``snapshot``, from scratch."""
         self.graph = nx.MultiDiGraph()
-        self._apply_graph(diff_snapshots(Snapshot.empty(), snap))
-        self.graph.graph["manifest"] = snap.manifest
+        self._apply_graph(diff_snapshots(Snapshot.empty(), snapshot))
+        self.graph.graph["manifest"] = snapshot.manifest
 
     def _persist(self, snapshot: Snapshot) -> None:
         if self.path is None:
@@ -101,9 +105,7 @@ class MemoryStore(GraphStore):
             self._apply_graph(diff, tick)
         except BaseException:
             # Interrupted mid-way: rebuild the graph from the snapshot just persisted.
-            self.graph = nx.MultiDiGraph()
-            self._apply_graph(diff_snapshots(Snapshot.empty(), snapshot))
-            self.graph.graph["manifest"] = snapshot.manifest
+            self._rebuild(snapshot)
             raise
         self.graph.graph["manifest"] = snapshot.manifest
 

@@ -37,12 +37,12 @@ def edge_key(spec: TableSpec, row: dict[str, Any]) -> str:
     return "|".join([str(spec.rel), *(repr(row[k]) for k in spec.rel_key)])
 
 
+_REL_KEYS = {str(t.rel): t.rel_key for t in TABLES.values() if t.rel is not None}
+
+
 def rel_key_of(rel: str, props: dict[str, Any]) -> tuple[Any, ...]:
     """The key properties of a relationship of type ``rel`` (for ordering neighbours)."""
-    for spec in TABLES.values():
-        if spec.rel == rel and spec.rel_key:
-            return tuple(props.get(k) for k in spec.rel_key)
-    return ()
+    return tuple(props.get(k) for k in _REL_KEYS.get(rel, ()))
 
 
 def neighbour_order(rel: str, direction: str, other: str, props: dict[str, Any]
