@@ -60,6 +60,7 @@ class SystemArrays:
 
     protocol_ids: np.ndarray  # [P] str
     asset_ids: np.ndarray  # [A] str
+    asset_symbols: np.ndarray  # [A] str
     pool_ids: np.ndarray  # [M] str
     account_ids: np.ndarray  # [U] str
     position_ids: np.ndarray  # [N] str
@@ -127,6 +128,7 @@ def compile_system(snapshot: Snapshot) -> SystemArrays:
     return SystemArrays(
         protocol_ids=pid.to_numpy(dtype=object),
         asset_ids=aid.to_numpy(dtype=object),
+        asset_symbols=assets["symbol"].to_numpy(dtype=object),
         pool_ids=mid.to_numpy(dtype=object),
         account_ids=accounts["id"].to_numpy(dtype=object),
         position_ids=pos["id"].to_numpy(dtype=object),

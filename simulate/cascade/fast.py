@@ -1,0 +1,425 @@
+"""The fast cascade kernel: the model of :mod:`simulate.cascade.reference`, vectorised over
+paths, that touches only the positions a path's prices can reach.
+
+**Who can be liquidated at these prices is a search.** Lending positions are grouped by
+(pool, collateral asset set, debt asset set) and sorted by their health factor at snapshot
+prices ``HF0``. With ``s = p / p0`` a path's relative prices, every position ``i`` of group
+``g`` has ``HF_i(s) ≥ HF0_i · min_{a ∈ C_g} s_a / max_{b ∈ D_g} s_b``, so only the positions
+with ``HF0 < τ_g = max_D s / min_C s`` can be below 1: a prefix of the group, found by one
+``searchsorted`` over all groups at once (keys ``g + HF0 / (1 + HF0)``). For single-collateral
+single-debt groups the bound is exact. Positions past every prefix a path reaches are never
+looked at (pruned); those inside enter the path's *watch table* once and are evaluated
+exactly — with their own scales of collateral and debt left after partial liquidations — in
+every round until closed.
+
+**Margin positions are pruned by a corner bound**: for the active paths of a chunk, equity is
+bounded below and the margin requirement above by marking shorts at the highest spot/vol the
+chunk reaches (puts at the lowest spot), longs at the least favourable, collateral at the
+lowest prices; only positions that fail the bound are marked path by path. Paths are sorted by
+severity before chunking, so a chunk's corners are tight.
+
+Marks use each distinct contract once per path (``[paths, contracts]``), legs gather from it.
+All arithmetic per position is the reference's, in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulate.cascade.mechanics import (
+    asset_stress,
+    backing,
+    bs_delta,
+    bs_price,
+    endogenous,
+    impact,
+    route_sales,
+)
+from simulate.cascade.params import CascadeParams
+from simulate.cascade.paths import PathResults, Shocks
+from simulate.cascade.system import CascadeSystem
+
+__all__ = ["run_fast"]
+
+_SEARCH_SLACK = 1e-9  # relative widening of the search bound (float safety; exact check after)
+
+
+def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ranges ``[starts[i], starts[i] + counts[i])``: (owner of each element, element)."""
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(len(counts)), counts)
+    offs = np.cumsum(counts) - counts
+    return owner, starts[owner] + (np.arange(total) - offs[owner])
+
+
+@dataclass
+class _Table:
+    """Watched (path, lending position) pairs of a chunk, open ones only."""
+
+    path: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    kc: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    kd: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hit: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def append(self, path: np.ndarray, pos: np.ndarray) -> None:
+        n = len(path)
+        self.path = np.concatenate([self.path, path])
+        self.pos = np.concatenate([self.pos, pos])
+        self.kc = np.concatenate([self.kc, np.ones(n)])
+        self.kd = np.concatenate([self.kd, np.ones(n)])
+        self.hit = np.concatenate([self.hit, np.zeros(n, dtype=bool)])
+
+    def keep(self, mask: np.ndarray) -> None:
+        for k in ("path", "pos", "kc", "kd", "hit"):
+            setattr(self, k, getattr(self, k)[mask])
+
+
+class _Chunk:
+    """The state of a chunk of paths and one round's work on it."""
+
+    def __init__(self, cs: CascadeSystem, shocks: Shocks, params: CascadeParams):
+        n, a_n = shocks.num_paths, cs.num_assets
+        self.cs, self.shocks, self.params = cs, shocks, params
+        r = params.rounds
+        self.sold = np.zeros((n, a_n))
+        self.beta = np.ones((n, cs.num_protocols))
+        self.bad_pool = np.zeros((n, cs.num_pools))
+        self.liq = np.zeros((n, r))
+        self.rel = np.zeros((n, r + 1, a_n))
+        self.f_proto = np.full((n, cs.num_protocols), -1, dtype=np.int64)
+        self.f_pool = np.full((n, cs.num_pools), -1, dtype=np.int64)
+        self.f_asset = np.full((n, a_n), -1, dtype=np.int64)
+        self.last_active = np.full(n, -1, dtype=np.int64)
+        self.hedge_p = np.tile(cs.price0, (n, 1))
+        self.hedge_v = np.ones((n, a_n))
+        self.hedge_days = np.zeros(n)
+        self.table = _Table()
+        self.k_prev = np.tile(cs.group_start[:-1], (n, 1))
+        self.open_margin = np.ones((n, len(cs.opt_pos)), dtype=bool)
+        self.events: list[np.ndarray] = []  # (chunk path, position) of first liquidations
+        self.pool_to_proto = np.zeros((cs.num_pools, cs.num_protocols))
+        self.pool_to_proto[np.arange(cs.num_pools), cs.pool_protocol] = 1.0
+        c_empty = np.diff(cs.group_c_ptr) == 0
+        self.c_empty = c_empty
+        self.gc_starts = np.minimum(cs.group_c_ptr[:-1], max(len(cs.group_c_asset) - 1, 0))
+        self.gd_starts = cs.group_d_ptr[:-1]
+        self.leg_owner = np.repeat(np.arange(len(cs.opt_pos)), np.diff(cs.leg_ptr))
+        self.oc_owner = np.repeat(np.arange(len(cs.opt_pos)), np.diff(cs.oc_ptr))
+        self.dealers = np.flatnonzero(cs.opt_dealer)
+
+    # --- prices -------------------------------------------------------------------------------
+
+    def prices(self, act: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+        cs, steps = self.cs, self.shocks.num_steps
+        x = self.shocks.price[act, min(t, steps - 1)]
+        e = endogenous(cs, impact(cs, self.sold[act]), self.beta[act])
+        stress = asset_stress(cs, x, e)
+        f = self.f_asset[act]
+        f[(stress < 1.0 - self.params.depeg_threshold) & (f < 0)] = t
+        self.f_asset[act] = f
+        return cs.price0 * x * e, x * e
+
+    # --- lending -------------------------------------------------------------------------------
+
+    def _search(self, act: np.ndarray, rel: np.ndarray) -> None:
+        """Add to the watch table every position newly inside its group's reachable prefix."""
+        cs = self.cs
+        if cs.num_groups == 0:
+            return
+        if len(cs.group_c_asset):
+            cmin = np.minimum.reduceat(rel[:, cs.group_c_asset], self.gc_starts, axis=1)
+        else:
+            cmin = np.zeros((len(act), cs.num_groups))
+        cmin = np.where(self.c_empty, 0.0, cmin)
+        dmax = np.maximum.reduceat(rel[:, cs.group_d_asset], self.gd_starts, axis=1)
+        with np.errstate(divide="ignore"):
+            tau = np.where(cmin > 0, dmax / np.where(cmin > 0, cmin, 1.0), np.inf)
+        tau = tau * (1.0 + _SEARCH_SLACK)
+        u = np.where(np.isfinite(tau), tau / (1.0 + tau), 1.0)
+        query = np.arange(cs.num_groups) + u
+        k = np.searchsorted(cs.keys, query, side="left")
+        k = np.minimum(k, cs.group_start[1:])
+        prev = self.k_prev[act]
+        new = np.maximum(k - prev, 0)
+        rows, groups = np.nonzero(new)
+        if len(rows):
+            owner, idx = _expand(prev[rows, groups], new[rows, groups])
+            self.table.append(act[rows][owner], cs.order[idx])
+            self.k_prev[act] = np.maximum(prev, k)
+
+    def lending(self, act: np.ndarray, on: np.ndarray, t: int, p_full: np.ndarray,
+                tokens: np.ndarray, bad_new: np.ndarray, hit_path: np.ndarray) -> None:
+        cs, tb, a_n, m_n = self.cs, self.table, self.cs.num_assets, self.cs.num_pools
+        sel = np.flatnonzero(on[tb.path])
+        if not len(sel):
+            return
+        li, path = tb.pos[sel], tb.path[sel]
+        kc, kd = tb.kc[sel], tb.kd[sel]
+        n_e = len(sel)
+        ow, ent = _expand(cs.c_ptr[li], cs.c_ptr[li + 1] - cs.c_ptr[li])
+        v = (cs.c_amount[ent] * kc[ow]) * p_full[path[ow], cs.c_asset[ent]]
+        cv = np.bincount(ow, weights=v, minlength=n_e)
+        w = np.bincount(ow, weights=v * cs.c_lt[ent], minlength=n_e)
+        lbv = np.bincount(ow, weights=v * cs.c_lb[ent], minlength=n_e)
+        dw, dent = _expand(cs.d_ptr[li], cs.d_ptr[li + 1] - cs.d_ptr[li])
+        dv = np.bincount(dw, weights=(cs.d_amount[dent] * kd[dw]) * p_full[path[dw],
+                                                                          cs.d_asset[dent]],
+                         minlength=n_e)
+        hit = (dv > 0) & (w < dv)
+        if not hit.any():
+            return
+        h = np.flatnonzero(hit)
+        cvh, dvh = cv[h], dv[h]
+        proto = cs.pool_protocol[cs.lend_pool[li[h]]]
+        hf = w[h] / dvh
+        cf = np.where(hf >= cs.full_close_threshold[proto], cs.close_factor[proto], 1.0)
+        repay = cf * dvh
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lb = np.where(cvh > 0, lbv[h] / np.where(cvh > 0, cvh, 1.0), 0.0)
+            need = repay * (1.0 + lb)
+            enough = need < cvh
+            phi = np.where(enough, need / np.where(cvh > 0, cvh, 1.0), 1.0)
+        seized = np.where(enough, phi * cvh, cvh)
+        bad = np.where(enough, 0.0, dvh - cvh / (1.0 + lb))
+        cf = np.where(enough, cf, 1.0)
+        closed = ~enough | (cf >= 1.0)
+        phi_e = np.zeros(n_e)
+        phi_e[h] = phi
+        taken = phi_e[ow] * (cs.c_amount[ent] * kc[ow])
+        tokens += np.bincount(path[ow] * a_n + cs.c_asset[ent], weights=taken,
+                              minlength=tokens.size).reshape(tokens.shape)
+        ph = path[h]
+        self.liq[:, t] += np.bincount(ph, weights=seized, minlength=len(self.liq))
+        bad_new += np.bincount(ph * m_n + cs.lend_pool[li[h]], weights=bad,
+                               minlength=bad_new.size).reshape(bad_new.shape)
+        hit_path[ph] = True
+        idx = sel[h]
+        first = ~tb.hit[idx]
+        self.events.append(np.stack([ph[first], cs.lend_pos[li[h][first]]]))
+        tb.hit[idx] = True
+        tb.kc[idx] = kc[h] * (1.0 - phi)
+        tb.kd[idx] = kd[h] * (1.0 - cf)
+        keep = np.ones(len(tb.path), dtype=bool)
+        keep[idx[closed]] = False
+        tb.keep(keep)
+
+    # --- margin -------------------------------------------------------------------------------
+
+    def _marks(self, spot: np.ndarray, volm: np.ndarray, days: float) -> np.ndarray:
+        """Per-unit marks ``[n, I]`` of every distinct contract at spots / vol multipliers
+        ``[n, A]``."""
+        cs = self.cs
+        legs = cs.inst_leg
+        u = cs.leg_asset[legs]
+        tau = np.maximum(cs.leg_tau0[legs] - days / 365.0, 0.0)
+        return bs_price(spot[:, u], cs.leg_strike[legs], tau, cs.leg_iv[legs] * volm[:, u],
+                        cs.leg_call[legs])
+
+    def _candidates(self, p: np.ndarray, vm: np.ndarray, days: float) -> np.ndarray:
+        """Margin positions that the corner bound cannot clear for these paths."""
+        cs = self.cs
+        lo, hi = p.min(axis=0, keepdims=True), p.max(axis=0, keepdims=True)
+        vlo, vhi = vm.min(axis=0, keepdims=True), vm.max(axis=0, keepdims=True)
+        inst_call = cs.leg_call[cs.inst_leg]
+        # shorts: calls worst at high spot, puts at low spot, both at high vol
+        short_ub = np.where(inst_call, self._marks(hi, vhi, days)[0],
+                            self._marks(lo, vhi, days)[0])
+        long_lb = np.where(inst_call, self._marks(lo, vlo, days)[0],
+                           self._marks(hi, vlo, days)[0])
+        short = cs.leg_sign < 0
+        mark = np.where(short, -short_ub[cs.leg_instrument], long_lb[cs.leg_instrument])
+        n_o = len(cs.opt_pos)
+        legs_value = np.bincount(self.leg_owner, weights=cs.leg_size * mark, minlength=n_o)
+        notional = np.bincount(self.leg_owner, weights=np.where(
+            short, cs.leg_size * hi[0, cs.leg_asset], 0.0), minlength=n_o)
+        cv = np.bincount(self.oc_owner, weights=cs.oc_amount * lo[0, cs.oc_asset],
+                         minlength=n_o)
+        eq, req = cv + legs_value, cs.opt_mm * notional
+        slack = 1e-9 * (np.abs(cv) + np.abs(legs_value) + req + 1.0)
+        return np.flatnonzero(eq - req < slack)
+
+    def margin(self, act: np.ndarray, t: int, p: np.ndarray, vm: np.ndarray, days: float,
+               tokens: np.ndarray, bad_new: np.ndarray, hit_path: np.ndarray) -> None:
+        cs, a_n, m_n = self.cs, self.cs.num_assets, self.cs.num_pools
+        if not len(cs.opt_pos):
+            return
+        cand = self._candidates(p, vm, days)
+        if not len(cand):
+            return
+        om = self.open_margin[np.ix_(act, cand)]
+        rows, cols = np.nonzero(om)
+        if not len(rows):
+            return
+        j = cand[cols]
+        n_e = len(j)
+        marks = self._marks(p, vm, days)  # [n_act, I]
+        lw, leg = _expand(cs.leg_ptr[j], cs.leg_ptr[j + 1] - cs.leg_ptr[j])
+        value = cs.leg_size[leg] * marks[rows[lw], cs.leg_instrument[leg]]
+        short = cs.leg_sign[leg] < 0
+        marks_sum = np.bincount(lw, weights=cs.leg_sign[leg] * value, minlength=n_e)
+        notional = np.bincount(lw, weights=np.where(
+            short, cs.leg_size[leg] * p[rows[lw], cs.leg_asset[leg]], 0.0), minlength=n_e)
+        shorts = np.bincount(lw, weights=np.where(short, value, 0.0), minlength=n_e)
+        longs = np.bincount(lw, weights=np.where(short, 0.0, value), minlength=n_e)
+        cw, ce = _expand(cs.oc_ptr[j], cs.oc_ptr[j + 1] - cs.oc_ptr[j])
+        cv = np.bincount(cw, weights=cs.oc_amount[ce] * p[rows[cw], cs.oc_asset[ce]],
+                         minlength=n_e)
+        called = cv + marks_sum < cs.opt_mm[j] * notional
+        if not called.any():
+            return
+        h = np.flatnonzero(called)
+        cost = shorts[h] * (1.0 + cs.opt_penalty[j[h]]) - longs[h]
+        cvh = cv[h]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            phi = np.where(cost <= 0, 0.0, np.where(cost < cvh, cost / np.where(
+                cvh > 0, cvh, 1.0), 1.0))
+        seized = np.where(cost <= 0, 0.0, np.where(cost < cvh, phi * cvh, cvh))
+        bad = np.where(cost <= 0, 0.0, np.where(cost < cvh, 0.0, cost - cvh))
+        phi_e = np.zeros(n_e)
+        phi_e[h] = phi
+        path = act[rows]
+        tokens += np.bincount(path[cw] * a_n + cs.oc_asset[ce],
+                              weights=phi_e[cw] * cs.oc_amount[ce],
+                              minlength=tokens.size).reshape(tokens.shape)
+        ph = path[h]
+        self.liq[:, t] += np.bincount(ph, weights=seized, minlength=len(self.liq))
+        pool = cs.arrays.position_pool[cs.opt_pos[j[h]]]
+        bad_new += np.bincount(ph * m_n + pool, weights=bad,
+                               minlength=bad_new.size).reshape(bad_new.shape)
+        hit_path[ph] = True
+        self.open_margin[ph, j[h]] = False
+        self.events.append(np.stack([ph, cs.opt_pos[j[h]]]))
+
+    def _dealer_delta(self, act: np.ndarray, p: np.ndarray, vm: np.ndarray,
+                      days: np.ndarray) -> np.ndarray:
+        cs = self.cs
+        out = np.zeros((len(act), cs.num_assets))
+        for j in self.dealers:
+            open_ = self.open_margin[act, j]
+            for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
+                u = cs.leg_asset[leg]
+                d = bs_delta(p[:, u], cs.leg_strike[leg],
+                             np.maximum(cs.leg_tau0[leg] - days / 365.0, 0.0),
+                             cs.leg_iv[leg] * vm[:, u], cs.leg_call[leg])
+                out[:, u] += np.where(open_, cs.leg_sign[leg] * cs.leg_size[leg] * d, 0.0)
+        return out
+
+    def hedge(self, act: np.ndarray, p: np.ndarray, vm: np.ndarray, days: float,
+              tokens: np.ndarray, hit_path: np.ndarray) -> None:
+        if not (self.params.dealer_hedging and len(self.dealers)):
+            return
+        now = self._dealer_delta(act, p, vm, np.full(len(act), days))
+        then = self._dealer_delta(act, self.hedge_p[act], self.hedge_v[act],
+                                  self.hedge_days[act])
+        flow = np.maximum(now - then, 0.0)
+        trade = (flow > 0).any(axis=1) & ((flow * p).sum(axis=1)
+                                          >= self.params.hedge_tolerance_usd)
+        if not trade.any():
+            return
+        rows = np.flatnonzero(trade)
+        tokens[act[rows]] += flow[rows]
+        self.hedge_p[act[rows]] = p[rows]
+        self.hedge_v[act[rows]] = vm[rows]
+        self.hedge_days[act[rows]] = days
+        hit_path[act[rows]] = True
+
+    # --- driver --------------------------------------------------------------------------------
+
+    def run(self) -> PathResults:
+        cs, params, shocks = self.cs, self.params, self.shocks
+        n, steps = shocks.num_paths, shocks.num_steps
+        a_n = cs.num_assets
+        done = np.zeros(n, dtype=bool)
+        for t in range(params.rounds):
+            act = np.flatnonzero(~done)
+            if not len(act):
+                break
+            s = min(t, steps - 1)
+            p, rel = self.prices(act, t)
+            self.rel[act, t] = rel
+            vm, days = shocks.iv[act, s], float(shocks.elapsed_days[s])
+            on = np.zeros(n, dtype=bool)
+            on[act] = True
+            p_full = np.zeros((n, a_n))
+            p_full[act] = p
+            tokens = np.zeros((n, a_n))
+            bad_new = np.zeros((n, cs.num_pools))
+            hit_path = np.zeros(n, dtype=bool)
+            self._search(act, rel)
+            self.lending(act, on, t, p_full, tokens, bad_new, hit_path)
+            self.margin(act, t, p, vm, days, tokens, bad_new, hit_path)
+            self.hedge(act, p, vm, days, tokens, hit_path)
+            self.sold[act] = self.sold[act] + route_sales(cs, tokens[act], p)
+            self.bad_pool[act] = self.bad_pool[act] + bad_new[act]
+            debt = self.bad_pool[act] @ self.pool_to_proto
+            self.beta[act] = backing(cs, np.maximum(debt - cs.reserve_usd, 0.0))
+            fp = self.f_pool[act]
+            fp[(self.bad_pool[act] > 0) & (fp < 0)] = t
+            self.f_pool[act] = fp
+            fk = self.f_proto[act]
+            fk[(debt > cs.reserve_usd) & (fk < 0)] = t
+            self.f_proto[act] = fk
+            self.last_active[act[hit_path[act]]] = t
+            quiet = act[~hit_path[act]] if t >= steps - 1 else act[:0]
+            done[quiet] = True
+            self.rel[quiet, t + 1:] = self.rel[quiet, t][:, None, :]
+        rest = np.flatnonzero(~done)
+        if len(rest):
+            _, self.rel[rest, params.rounds] = self.prices(rest, params.rounds)
+        return self._results()
+
+    def _results(self) -> PathResults:
+        cs = self.cs
+        n_pos, n_acct = cs.arrays.num_positions, len(cs.arrays.account_ids)
+        ev = np.concatenate(self.events, axis=1) if self.events else np.zeros((2, 0), np.int64)
+        pos_fail = np.bincount(ev[1], minlength=n_pos).astype(np.int64)
+        acct = cs.arrays.position_account[ev[1]]
+        pairs = np.unique(ev[0] * max(n_acct, 1) + acct)
+        acct_fail = np.bincount(pairs % max(n_acct, 1), minlength=n_acct).astype(np.int64)
+        return PathResults(
+            bad_debt_pool=self.bad_pool,
+            liquidated_usd=self.liq,
+            rounds=self.last_active + 1,
+            price_rel=self.rel.astype(np.float32),
+            fail_protocol=self.f_proto.astype(np.int16),
+            fail_pool=self.f_pool.astype(np.int16),
+            fail_asset=self.f_asset.astype(np.int16),
+            position_failures=pos_fail,
+            account_failures=acct_fail,
+        )
+
+
+def _severity(cs: CascadeSystem, shocks: Shocks) -> np.ndarray:
+    """Exposure-weighted log price move at the last step (most negative = most severe)."""
+    owner_w = np.bincount(cs.c_asset, weights=cs.c_amount * cs.price0[cs.c_asset],
+                          minlength=cs.num_assets)
+    owner_w += np.bincount(cs.leg_asset, weights=cs.leg_size * cs.price0[cs.leg_asset],
+                           minlength=cs.num_assets)
+    return np.log(shocks.price[:, -1, :]) @ owner_w
+
+
+def run_fast(cs: CascadeSystem, shocks: Shocks, params: CascadeParams, *,
+             chunk_paths: int = 128, progress: Callable[[int], None] | None = None,
+             ) -> PathResults:
+    """Run every path of ``shocks``; results in the paths' order. ``progress(k)`` is called
+    with the number of paths finished after each chunk."""
+    if params.rounds < shocks.num_steps:
+        raise ValueError(f"rounds must be at least the scenario's steps ({shocks.num_steps}) "
+                         f"(got {params.rounds})")
+    if chunk_paths < 1:
+        raise ValueError(f"chunk_paths must be >= 1 (got {chunk_paths})")
+    order = np.argsort(_severity(cs, shocks), kind="stable")
+    parts = []
+    for lo in range(0, shocks.num_paths, chunk_paths):
+        rows = order[lo:lo + chunk_paths]
+        parts.append(_Chunk(cs, shocks.take(rows), params).run())
+        if progress is not None:
+            progress(len(rows))
+    res = PathResults.concat(parts)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return res.take(inverse)

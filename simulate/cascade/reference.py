@@ -1,0 +1,238 @@
+"""The reference cascade kernel: one path at a time, one position at a time, written to be read.
+
+A round (DESIGN.md §4), for each path:
+
+1. prices ``p = p0 · X · E`` (:mod:`simulate.cascade.mechanics`);
+2. every open lending position with ``HF = Σ c·p·LT / Σ d·p < 1`` is liquidated: the close
+   factor ``cf`` is the protocol's (``1`` below its ``full_close_threshold``); the liquidator
+   repays ``cf`` of every debt and seizes the same fraction ``φ`` of every collateral asset,
+   worth ``repaid · (1 + LB)`` with ``LB`` the collateral-value-weighted liquidation bonus.
+   When the collateral is worth less than that, all of it is seized, the liquidator repays
+   ``collateral / (1 + LB)`` and the rest of the debt is **bad debt** of the pool;
+3. every open margin position (option legs in an options or perp pool) is marked to market —
+   Black–Scholes at the shocked spot and implied vol — and when its equity (collateral plus
+   long marks minus short marks) is below the maintenance margin (``mm`` × short notional) it
+   is closed: shorts bought back at mark × (1 + penalty), longs sold at mark, the cost paid
+   from its collateral (sold), any excess bad debt of the venue;
+4. dealers' option books are re-hedged: where a move raised a dealer's delta in an underlying,
+   it sells that much of it (traded when the round's hedge flow is worth at least
+   ``hedge_tolerance_usd``);
+5. everything sold goes into the route asset's reserve (fire-sale impact for the next round);
+   bad debt beyond a protocol's reserve lowers its backing (issuer depeg for the next round).
+
+The path stops when a round after the last exogenous step is quiet (nothing liquidated, no
+hedge traded). The fast kernel (:mod:`simulate.cascade.fast`) must give the same results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulate.cascade.mechanics import (
+    asset_stress,
+    backing,
+    bs_delta,
+    bs_price,
+    endogenous,
+    impact,
+    route_sales,
+)
+from simulate.cascade.params import CascadeParams
+from simulate.cascade.paths import PathResults, Shocks
+from simulate.cascade.system import CascadeSystem
+
+__all__ = ["run_reference"]
+
+
+def _lending(cs: CascadeSystem, i: int, p: np.ndarray, kc: float, kd: float
+             ) -> tuple[bool, float, float, float, float, float]:
+    """Liquidate lending position ``i`` (scales ``kc`` of its collateral and ``kd`` of its
+    debt still open) at prices ``p``. Returns (liquidated, phi, cf, seized_usd, bad_usd,
+    closed)."""
+    cv = w = lbv = 0.0
+    for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]):
+        v = (cs.c_amount[e] * kc) * p[cs.c_asset[e]]
+        cv += v
+        w += v * cs.c_lt[e]
+        lbv += v * cs.c_lb[e]
+    dv = 0.0
+    for e in range(cs.d_ptr[i], cs.d_ptr[i + 1]):
+        dv += (cs.d_amount[e] * kd) * p[cs.d_asset[e]]
+    if not (dv > 0 and w < dv):  # HF = w / dv >= 1
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0
+    k = cs.pool_protocol[cs.lend_pool[i]]
+    hf = w / dv
+    cf = cs.close_factor[k] if hf >= cs.full_close_threshold[k] else 1.0
+    repay = cf * dv
+    lb = lbv / cv if cv > 0 else 0.0
+    need = repay * (1.0 + lb)
+    if need < cv:
+        phi = need / cv
+        return True, phi, cf, phi * cv, 0.0, float(cf >= 1.0)
+    repaid = cv / (1.0 + lb)
+    return True, 1.0, 1.0, cv, dv - repaid, 1.0
+
+
+def _margin(cs: CascadeSystem, j: int, p: np.ndarray, vol_mult: np.ndarray, days: float
+            ) -> tuple[bool, float, float, float]:
+    """Margin check of margin position ``j``. Returns (called, phi, seized_usd, bad_usd)."""
+    cv = 0.0
+    for e in range(cs.oc_ptr[j], cs.oc_ptr[j + 1]):
+        cv += cs.oc_amount[e] * p[cs.oc_asset[e]]
+    marks = short_notional = shorts = longs = 0.0
+    for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
+        u = cs.leg_asset[leg]
+        mark = float(bs_price(p[u], cs.leg_strike[leg], max(float(cs.leg_tau0[leg]) - days / 365.0, 0.0),
+                              cs.leg_iv[leg] * vol_mult[u], cs.leg_call[leg]))
+        value = cs.leg_size[leg] * mark
+        marks += cs.leg_sign[leg] * value
+        if cs.leg_sign[leg] < 0:
+            short_notional += cs.leg_size[leg] * p[u]
+            shorts += value
+        else:
+            longs += value
+    if not cv + marks < cs.opt_mm[j] * short_notional:
+        return False, 0.0, 0.0, 0.0
+    cost = shorts * (1.0 + cs.opt_penalty[j]) - longs
+    if cost <= 0:
+        return True, 0.0, 0.0, 0.0
+    if cost < cv:
+        phi = cost / cv
+        return True, phi, phi * cv, 0.0
+    return True, 1.0, cv, cost - cv
+
+
+def _dealer_delta(cs: CascadeSystem, open_margin: np.ndarray, p: np.ndarray,
+                  vol_mult: np.ndarray, days: float) -> np.ndarray:
+    """Net delta ``[A]`` (units of each underlying) of the open dealer books."""
+    delta = np.zeros(cs.num_assets)
+    for j in np.flatnonzero(cs.opt_dealer & open_margin):
+        for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
+            u = cs.leg_asset[leg]
+            d = float(bs_delta(p[u], cs.leg_strike[leg],
+                               max(float(cs.leg_tau0[leg]) - days / 365.0, 0.0),
+                               cs.leg_iv[leg] * vol_mult[u], cs.leg_call[leg]))
+            delta[u] += cs.leg_sign[leg] * cs.leg_size[leg] * d
+    return delta
+
+
+def _path(cs: CascadeSystem, price: np.ndarray, iv: np.ndarray, elapsed: np.ndarray,
+          params: CascadeParams, pos_fail: np.ndarray, acct_fail: np.ndarray,
+          ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray,
+                     np.ndarray]:
+    a_n, m_n, p_n = cs.num_assets, cs.num_pools, cs.num_protocols
+    rounds_max, steps = params.rounds, price.shape[0]
+    nl, no = len(cs.lend_pos), len(cs.opt_pos)
+    kc, kd = np.ones(nl), np.ones(nl)
+    open_lend, open_margin = np.ones(nl, dtype=bool), np.ones(no, dtype=bool)
+    liquidated_pos: set[int] = set()
+    sold = np.zeros(a_n)
+    beta = np.ones(p_n)
+    bad_pool = np.zeros(m_n)
+    liq = np.zeros(rounds_max)
+    rel = np.zeros((rounds_max + 1, a_n))
+    f_proto = np.full(p_n, -1)
+    f_pool = np.full(m_n, -1)
+    f_asset = np.full(a_n, -1)
+    hedge_p, hedge_v, hedge_days = cs.price0.copy(), np.ones(a_n), 0.0
+    last_active, t = -1, 0
+    stopped = False
+
+    def prices(t: int) -> tuple[np.ndarray, np.ndarray]:
+        x = price[min(t, steps - 1)]
+        e = endogenous(cs, impact(cs, sold), beta)
+        stress = asset_stress(cs, x, e)
+        failing = (stress < 1.0 - params.depeg_threshold) & (f_asset < 0)
+        f_asset[failing] = t
+        return cs.price0 * x * e, x * e
+
+    for t in range(rounds_max):
+        s = min(t, steps - 1)
+        p, rel[t] = prices(t)
+        vm, days = iv[s], float(elapsed[s])
+        tokens = np.zeros(a_n)
+        bad_new = np.zeros(m_n)
+        active = False
+        for i in range(nl):
+            if not open_lend[i]:
+                continue
+            hit, phi, cf, seized, bad, closed = _lending(cs, i, p, kc[i], kd[i])
+            if not hit:
+                continue
+            active = True
+            for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]):
+                tokens[cs.c_asset[e]] += phi * (cs.c_amount[e] * kc[i])
+            liq[t] += seized
+            bad_new[cs.lend_pool[i]] += bad
+            kc[i] *= 1.0 - phi
+            kd[i] *= 1.0 - cf
+            if closed:
+                open_lend[i] = False
+            liquidated_pos.add(int(cs.lend_pos[i]))
+        for j in range(no):
+            if not open_margin[j]:
+                continue
+            hit, phi, seized, bad = _margin(cs, j, p, vm, days)
+            if not hit:
+                continue
+            active = True
+            for e in range(cs.oc_ptr[j], cs.oc_ptr[j + 1]):
+                tokens[cs.oc_asset[e]] += phi * cs.oc_amount[e]
+            liq[t] += seized
+            bad_new[cs.arrays.position_pool[cs.opt_pos[j]]] += bad
+            open_margin[j] = False
+            liquidated_pos.add(int(cs.opt_pos[j]))
+        if params.dealer_hedging and cs.opt_dealer.any():
+            flow = np.maximum(_dealer_delta(cs, open_margin, p, vm, days)
+                              - _dealer_delta(cs, open_margin, hedge_p, hedge_v, hedge_days),
+                              0.0)
+            if flow.any() and float(flow @ p) >= params.hedge_tolerance_usd:
+                tokens += flow
+                hedge_p, hedge_v, hedge_days = p, vm, days
+                active = True
+        sold = sold + route_sales(cs, tokens, p)
+        bad_pool = bad_pool + bad_new
+        debt = np.bincount(cs.pool_protocol, weights=bad_pool, minlength=p_n)
+        beta = backing(cs, np.maximum(debt - cs.reserve_usd, 0.0))
+        f_pool[(bad_pool > 0) & (f_pool < 0)] = t
+        f_proto[(debt > cs.reserve_usd) & (f_proto < 0)] = t
+        if active:
+            last_active = t
+        elif t >= steps - 1:
+            stopped = True
+            break
+    if stopped:
+        rel[t + 1:] = rel[t]
+    else:
+        _, rel[rounds_max] = prices(rounds_max)
+    for i in liquidated_pos:
+        pos_fail[i] += 1
+    accounts = {int(cs.arrays.position_account[i]) for i in liquidated_pos}
+    for u in accounts:
+        acct_fail[u] += 1
+    return bad_pool, liq, last_active + 1, rel, f_proto, f_pool, f_asset
+
+
+def run_reference(cs: CascadeSystem, shocks: Shocks, params: CascadeParams) -> PathResults:
+    """Run every path of ``shocks`` through the cascade (see the module docstring)."""
+    if params.rounds < shocks.num_steps:
+        raise ValueError(f"rounds must be at least the scenario's steps ({shocks.num_steps}) "
+                         f"(got {params.rounds})")
+    n = shocks.num_paths
+    pos_fail = np.zeros(cs.arrays.num_positions, dtype=np.int64)
+    acct_fail = np.zeros(len(cs.arrays.account_ids), dtype=np.int64)
+    out = [_path(cs, shocks.price[k], shocks.iv[k], shocks.elapsed_days, params, pos_fail,
+                 acct_fail) for k in range(n)]
+    return PathResults(
+        bad_debt_pool=np.array([o[0] for o in out]).reshape(n, cs.num_pools),
+        liquidated_usd=np.array([o[1] for o in out]).reshape(n, params.rounds),
+        rounds=np.array([o[2] for o in out], dtype=np.int64),
+        price_rel=np.array([o[3] for o in out], dtype=np.float32).reshape(
+            n, params.rounds + 1, cs.num_assets),
+        fail_protocol=np.array([o[4] for o in out], dtype=np.int16).reshape(
+            n, cs.num_protocols),
+        fail_pool=np.array([o[5] for o in out], dtype=np.int16).reshape(n, cs.num_pools),
+        fail_asset=np.array([o[6] for o in out], dtype=np.int16).reshape(n, cs.num_assets),
+        position_failures=pos_fail,
+        account_failures=acct_fail,
+    )

@@ -1,0 +1,376 @@
+"""The cascade's compiled view of an ecosystem: :class:`SystemArrays` plus everything both
+kernels precompute once (liquidity, routes, backing, per-position entry arrays, the sorted
+liquidation-threshold index of the fast kernel).
+
+Liquidity. Every asset ``r`` that absorbs fire sales has a *virtual constant-product reserve*
+``R_r`` (tokens): the sum of its reserves in constant-product AMM pools (exact), plus, for
+stableswap pools and the off-chain order book (``market_depth_usd``: depth within 2% of mid),
+the constant-product reserve with the same 2% depth, ``depth / (0.98^(-1/2) - 1)``. Selling
+``S`` tokens in all moves its price by ``(R / (R + S))^2``: a sale split across constant-product
+pools in proportion to their reserves moves every pool by exactly that factor, so the sum of
+reserves is the exact aggregate. Wrapped assets (WETH) pool their liquidity with, and route
+their sales to, the asset they wrap; an asset with no liquidity of its own and a peg target
+(a receipt token) is redeemed into its target and sold there.
+
+Backing. Protocol ``k`` owes ``L_k`` (USD at snapshot prices): what depositors supplied to its
+lending pools, the stablecoin minted by its CDP vaults, and what its other pools hold (LP
+tokens, staked ETH, vault shares). ``cross[k, j]``: USD that ``k`` deposited in ``j``'s pools.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from graph.export import SystemArrays
+from graph.vocab import AccountKind, AssetKind, PoolKind
+
+__all__ = ["CascadeSystem", "compile_cascade", "stableswap_depth"]
+
+_SECONDS_PER_YEAR = 365.0 * 86400.0
+_DEPTH_MOVE = 0.02  # market_depth_usd is the depth within 2% of mid
+_CP_DEPTH = 0.98 ** -0.5 - 1.0  # constant product: selling this x reserve moves price 2%
+
+_LENDING = {list(PoolKind).index(PoolKind.LENDING), list(PoolKind).index(PoolKind.CDP)}
+_MARGIN = {list(PoolKind).index(PoolKind.OPTIONS), list(PoolKind).index(PoolKind.PERP)}
+_CDP = list(PoolKind).index(PoolKind.CDP)
+_LEND = list(PoolKind).index(PoolKind.LENDING)
+_AMM = list(PoolKind).index(PoolKind.AMM)
+_WRAPPED = list(AssetKind).index(AssetKind.WRAPPED)
+_STABLE = list(AssetKind).index(AssetKind.STABLE)
+_DEALER = list(AccountKind).index(AccountKind.DEALER)
+
+
+def _stableswap_d(x: np.ndarray, amp: float) -> float:
+    """Curve's invariant ``D`` of balances ``x`` (Newton, as in the StableSwap paper)."""
+    n = len(x)
+    s = float(x.sum())
+    if s == 0:
+        return 0.0
+    d, ann = s, amp * n ** n
+    for _ in range(255):
+        dp = d
+        for xi in x:
+            dp = dp * d / (n * xi)
+        prev = d
+        d = (ann * s + dp * n) * d / ((ann - 1) * d + (n + 1) * dp)
+        if abs(d - prev) <= 1e-12 * d:
+            break
+    return d
+
+
+def _stableswap_y(x: np.ndarray, i: int, j: int, xi_new: float, amp: float, d: float) -> float:
+    """Balance of coin ``j`` that keeps the invariant when coin ``i`` becomes ``xi_new``."""
+    n = len(x)
+    ann = amp * n ** n
+    xs = x.astype(float).copy()
+    xs[i] = xi_new
+    c, s = d, 0.0
+    for k in range(n):
+        if k == j:
+            continue
+        s += xs[k]
+        c = c * d / (xs[k] * n)
+    c = c * d / (ann * n)
+    b = s + d / ann
+    y = d
+    for _ in range(255):
+        prev = y
+        y = (y * y + c) / (2 * y + b - d)
+        if abs(y - prev) <= 1e-12 * y:
+            break
+    return y
+
+
+def stableswap_depth(balances: np.ndarray, amp: float, i: int, move: float = _DEPTH_MOVE,
+                     ) -> float:
+    """Amount of coin ``i`` that can be sold into a StableSwap pool (balances in a common
+    unit, amplification ``amp``) before its marginal price against the deepest other coin
+    falls by ``move``; found by bisection on the exact invariant (Egorov 2019, *StableSwap -
+    efficient mechanism for Stablecoin liquidity*).
+
+    >>> round(stableswap_depth(np.array([1e6, 1e6]), 1e-9, 0) / 1e6, 4)  # ~constant product
+    0.0102
+    """
+    x = np.asarray(balances, dtype=float)
+    j = int(np.argmax(np.where(np.arange(len(x)) == i, -np.inf, x)))
+    d = _stableswap_d(x, amp)
+
+    def price(xi: float) -> float:  # marginal units of j per unit of i at balance xi
+        h = 1e-7 * xi
+        return (_stableswap_y(x, i, j, xi - h, amp, d)
+                - _stableswap_y(x, i, j, xi + h, amp, d)) / (2 * h)
+
+    p0 = price(float(x[i]))
+    lo, hi = 0.0, float(x[i])
+    while price(float(x[i]) + hi) > p0 * (1 - move):
+        hi *= 2
+        if hi > 1e6 * x.sum():
+            return hi
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if price(float(x[i]) + mid) > p0 * (1 - move):
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _csr_rows(m: sparse.csr_array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                               np.ndarray]:
+    """(indptr, indices, data) of the rows ``rows`` of ``m``."""
+    sub = m[rows]
+    sub = sparse.csr_array(sub)
+    sub.sort_indices()
+    return (np.asarray(sub.indptr, dtype=np.int64), np.asarray(sub.indices, dtype=np.int64),
+            np.asarray(sub.data, dtype=np.float64))
+
+
+@dataclass(frozen=True, eq=False)
+class CascadeSystem:
+    """Arrays both kernels read. ``NL`` lending positions (in lending or CDP pools, with debt),
+    ``NO`` margin positions (in options or perp pools, with option legs), ``L`` their legs,
+    ``G`` lending groups (positions sharing pool, collateral asset set and debt asset set)."""
+
+    arrays: SystemArrays
+    # assets [A]
+    price0: np.ndarray
+    peg_target: np.ndarray  # int64 or -1
+    peg_order: np.ndarray  # assets with a peg target, targets before dependents
+    issuer: np.ndarray  # int64 or -1
+    route: np.ndarray  # int64: the asset whose liquidity absorbs sales of each asset
+    reserve: np.ndarray  # virtual constant-product reserve of each route asset, tokens
+    stable: np.ndarray  # bool
+    # protocols [P], pools [M]
+    close_factor: np.ndarray
+    full_close_threshold: np.ndarray
+    reserve_usd: np.ndarray
+    liabilities_usd: np.ndarray
+    cross: np.ndarray  # [P, P] USD deposited by row protocol in column protocol's pools
+    pool_protocol: np.ndarray
+    # lending positions [NL]; collateral entries [EC], debt entries [ED]
+    lend_pos: np.ndarray
+    lend_pool: np.ndarray
+    c_ptr: np.ndarray
+    c_asset: np.ndarray
+    c_amount: np.ndarray
+    c_lt: np.ndarray
+    c_lb: np.ndarray
+    d_ptr: np.ndarray
+    d_asset: np.ndarray
+    d_amount: np.ndarray
+    hf0: np.ndarray
+    # the sorted index: lending positions ordered by (group, hf0)
+    order: np.ndarray
+    keys: np.ndarray  # group + hf0 / (1 + hf0), ascending
+    group_start: np.ndarray  # [G + 1] into order
+    group_c_ptr: np.ndarray
+    group_c_asset: np.ndarray
+    group_d_ptr: np.ndarray
+    group_d_asset: np.ndarray
+    # margin positions [NO]
+    opt_pos: np.ndarray
+    opt_mm: np.ndarray
+    opt_penalty: np.ndarray
+    opt_dealer: np.ndarray  # bool
+    oc_ptr: np.ndarray
+    oc_asset: np.ndarray
+    oc_amount: np.ndarray
+    leg_ptr: np.ndarray  # [NO + 1]
+    leg_asset: np.ndarray
+    leg_call: np.ndarray
+    leg_sign: np.ndarray  # +1 long, -1 short
+    leg_size: np.ndarray
+    leg_strike: np.ndarray
+    leg_iv: np.ndarray
+    leg_tau0: np.ndarray  # years to expiry at the snapshot
+    leg_instrument: np.ndarray  # [L] index of the leg's distinct contract
+    inst_leg: np.ndarray  # [I] one leg of each distinct contract (asset, kind, strike, iv, tau)
+
+    @property
+    def num_assets(self) -> int:
+        return len(self.price0)
+
+    @property
+    def num_protocols(self) -> int:
+        return len(self.reserve_usd)
+
+    @property
+    def num_pools(self) -> int:
+        return len(self.pool_protocol)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_start) - 1
+
+
+def _peg_order(peg: np.ndarray) -> np.ndarray:
+    depth = np.zeros(len(peg), dtype=np.int64)
+    for a in range(len(peg)):
+        seen, b = 0, a
+        while peg[b] >= 0:
+            b = int(peg[b])
+            seen += 1
+            if seen > len(peg):
+                raise ValueError(f"asset pegs form a cycle through asset index {a}")
+        depth[a] = seen
+    has = np.flatnonzero(peg >= 0)
+    return has[np.argsort(depth[has], kind="stable")]
+
+
+def _liquidity(s: SystemArrays) -> tuple[np.ndarray, np.ndarray]:
+    """(route [A], reserve [A]) as described in the module docstring."""
+    a_n = len(s.asset_ids)
+    own = np.zeros(a_n)
+    h = s.holdings.tocoo()
+    for m, a, x in zip(h.row, h.col, h.data, strict=True):
+        if s.pool_kind[m] != _AMM:
+            continue
+        amp = s.amplification[m]
+        if math.isnan(amp):
+            own[a] += x
+            continue
+        row = s.holdings[[m]].tocoo()
+        coins = row.col
+        bal = row.data * s.price[coins] / s.price[a]  # balances in units of coin a
+        i = int(np.flatnonzero(coins == a)[0])
+        own[a] += stableswap_depth(bal, float(amp), i) / _CP_DEPTH
+    own += s.market_depth_usd / (s.price * _CP_DEPTH)
+    route = np.arange(a_n)
+    for a in range(a_n):
+        b = a
+        while s.pegged_to[b] >= 0 and (s.asset_kind[b] == _WRAPPED or own[b] == 0):
+            b = int(s.pegged_to[b])
+        route[a] = b
+    reserve = np.zeros(a_n)
+    for a in range(a_n):
+        reserve[route[a]] += own[a] * s.price[a] / s.price[route[a]]
+    return route, reserve
+
+
+def _liabilities(s: SystemArrays) -> np.ndarray:
+    p_n = len(s.protocol_ids)
+    held = np.asarray(s.holdings @ s.price)
+    per_pool = np.where(s.pool_kind == _LEND, s.supplied @ s.price,
+                        np.where(s.pool_kind == _CDP, s.borrowed @ s.price, held))
+    return np.bincount(s.pool_protocol, weights=per_pool, minlength=p_n)
+
+
+def _groups(pool: np.ndarray, c_ptr: np.ndarray, c_asset: np.ndarray, d_ptr: np.ndarray,
+            d_asset: np.ndarray, hf0: np.ndarray) -> tuple[np.ndarray, ...]:
+    n = len(pool)
+    sig: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
+    gid = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        key = (int(pool[i]), tuple(c_asset[c_ptr[i]:c_ptr[i + 1]].tolist()),
+               tuple(d_asset[d_ptr[i]:d_ptr[i + 1]].tolist()))
+        gid[i] = sig.setdefault(key, len(sig))
+    g_n = len(sig)
+    u = np.where(np.isfinite(hf0), hf0 / (1.0 + hf0), 1.0)
+    order = np.lexsort((u, gid))
+    keys = gid[order] + u[order]
+    group_start = np.searchsorted(gid[order], np.arange(g_n + 1))
+    sets = list(sig)
+    gc = [np.array(k[1], dtype=np.int64) for k in sets]
+    gd = [np.array(k[2], dtype=np.int64) for k in sets]
+
+    def ptr(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum([len(x) for x in parts])]).astype(np.int64)
+
+    def flat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    return (order.astype(np.int64), keys, group_start.astype(np.int64), ptr(gc), flat(gc),
+            ptr(gd), flat(gd))
+
+
+def compile_cascade(s: SystemArrays) -> CascadeSystem:
+    """Precompute the cascade's arrays for ``s`` (once per snapshot)."""
+    route, reserve = _liquidity(s)
+    p_n = len(s.protocol_ids)
+    cross = np.zeros((p_n, p_n))
+    dep = s.deposits_usd.tocoo()
+    np.add.at(cross, (dep.row, s.pool_protocol[dep.col]), dep.data)
+
+    # lending positions
+    has_debt = np.diff(s.debt.indptr) > 0
+    lend = np.flatnonzero(np.isin(s.pool_kind[s.position_pool], list(_LENDING)) & has_debt)
+    c_ptr, c_asset, c_amount = _csr_rows(s.collateral, lend)
+    d_ptr, d_asset, d_amount = _csr_rows(s.debt, lend)
+    lend_pool = s.position_pool[lend]
+    owner = np.repeat(np.arange(len(lend)), np.diff(c_ptr))
+    c_lt = s.liquidation_threshold[lend_pool[owner], c_asset]
+    c_lb = s.liquidation_bonus[lend_pool[owner], c_asset]
+    w = np.bincount(owner, weights=c_amount * s.price[c_asset] * c_lt, minlength=len(lend))
+    dv = np.bincount(np.repeat(np.arange(len(lend)), np.diff(d_ptr)),
+                     weights=d_amount * s.price[d_asset], minlength=len(lend))
+    hf0 = w / dv
+    order, keys, group_start, gcp, gca, gdp, gda = _groups(lend_pool, c_ptr, c_asset, d_ptr,
+                                                           d_asset, hf0)
+
+    # margin positions and their legs
+    legs_by_pos = np.bincount(s.option_position, minlength=s.num_positions)
+    opt = np.flatnonzero(np.isin(s.pool_kind[s.position_pool], list(_MARGIN))
+                         & (legs_by_pos > 0))
+    leg_order = np.argsort(s.option_position, kind="stable")
+    leg_order = leg_order[np.isin(s.option_position[leg_order], opt)]
+    leg_ptr = np.concatenate([[0], np.cumsum(legs_by_pos[opt])]).astype(np.int64)
+    oc_ptr, oc_asset, oc_amount = _csr_rows(s.collateral, opt)
+    iv = s.option_iv[leg_order].copy()
+    asset = s.option_asset[leg_order]
+    for a in np.unique(asset[np.isnan(iv)]):
+        known = s.option_iv[(s.option_asset == a) & ~np.isnan(s.option_iv)]
+        if len(known) == 0:
+            raise ValueError(f"option legs on {s.asset_ids[a]} have no implied_vol and no "
+                             f"other leg on it gives one")
+        iv[np.isnan(iv) & (asset == a)] = float(np.median(known))
+    pool = s.position_pool[opt]
+    mm = np.nan_to_num(s.maintenance_margin[pool], nan=0.0)
+    pen = np.nan_to_num(s.liquidation_penalty[pool], nan=0.0)
+
+    tau0 = np.maximum(s.option_expiry[leg_order] - s.as_of, 0.0) / _SECONDS_PER_YEAR
+    call = s.option_is_call[leg_order]
+    contract = np.column_stack([asset, call, s.option_strike[leg_order], iv, tau0])
+    _, inst_leg, leg_instrument = np.unique(contract, axis=0, return_index=True,
+                                            return_inverse=True)
+    return CascadeSystem(
+        arrays=s,
+        price0=s.price.astype(np.float64),
+        peg_target=s.pegged_to,
+        peg_order=_peg_order(s.pegged_to),
+        issuer=s.issuer,
+        route=route,
+        reserve=reserve,
+        stable=s.asset_kind == _STABLE,
+        close_factor=s.close_factor,
+        full_close_threshold=s.full_close_threshold,
+        reserve_usd=s.reserve_usd,
+        liabilities_usd=_liabilities(s),
+        cross=cross,
+        pool_protocol=s.pool_protocol,
+        lend_pos=lend,
+        lend_pool=lend_pool,
+        c_ptr=c_ptr, c_asset=c_asset, c_amount=c_amount, c_lt=c_lt, c_lb=c_lb,
+        d_ptr=d_ptr, d_asset=d_asset, d_amount=d_amount,
+        hf0=hf0,
+        order=order, keys=keys, group_start=group_start,
+        group_c_ptr=gcp, group_c_asset=gca, group_d_ptr=gdp, group_d_asset=gda,
+        opt_pos=opt,
+        opt_mm=mm,
+        opt_penalty=pen,
+        opt_dealer=s.account_kind[s.position_account[opt]] == _DEALER,
+        oc_ptr=oc_ptr, oc_asset=oc_asset, oc_amount=oc_amount,
+        leg_ptr=leg_ptr,
+        leg_asset=asset,
+        leg_call=call,
+        leg_sign=np.where(s.option_is_long[leg_order], 1.0, -1.0),
+        leg_size=s.option_size[leg_order],
+        leg_strike=s.option_strike[leg_order],
+        leg_iv=iv,
+        leg_tau0=tau0,
+        leg_instrument=leg_instrument.reshape(-1).astype(np.int64),
+        inst_leg=inst_leg.astype(np.int64),
+    )
