@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,9 +27,12 @@ from graph.export import compile_system, exposure_by_protocol
 from graph.snapshot import Snapshot
 from graph.store import GraphStore, StoreStats, WriteSummary, open_store
 from simulate.backtest import BacktestResult, var_backtest
+from simulate.cascade import CascadeParams
+from simulate.cascade.run import RunResult, compare_runs, run_cascade
+from simulate.market import MarketModel, fit_market_model
 from simulate.market.volatility import VolSpec
 from simulate.prices import log_returns, read_daily_closes
-from simulate.scenarios import list_scenarios, load_scenario
+from simulate.scenarios import MonteCarloScenario, list_scenarios, load_scenario
 
 __all__ = ["app", "main"]
 
@@ -222,6 +226,135 @@ def backtest(
     else:
         # a table this wide needs more than the 80 columns rich assumes off a terminal
         (out if out.is_terminal else Console(width=132)).print(_backtest_table(res, asset))
+
+
+def _market(prices: list[str], history_days: int) -> MarketModel:
+    """Fit the market model on ``ASSET=FILE`` price histories (the last ``history_days``)."""
+    series = {}
+    for item in prices:
+        asset, sep, file = item.partition("=")
+        if not sep or not asset or not file:
+            raise ValueError(f"--prices must look like ASSET=FILE (got {item!r})")
+        series[asset] = read_daily_closes(Path(file), asset)
+    frame = pd.concat(series, axis=1).sort_index().iloc[-history_days:]
+    with console.status(f"fitting the market model on {', '.join(series)}"):
+        return fit_market_model(frame)
+
+
+def _risk_table(m: dict[str, Any]) -> Table:
+    t = Table(title=f"loss distribution over {m['paths']:,} paths (USD, ± Monte Carlo s.e.)",
+              show_edge=False)
+    for c in ("loss", "mean", "P(> 0)", "VaR 95%", "CVaR 95%", "VaR 99%", "CVaR 99%"):
+        t.add_column(c, justify="left" if c == "loss" else "right")
+    for name, key in (("bad debt", "bad_debt_usd"), ("liquidated", "liquidated_usd")):
+        d = m[key]
+        cells = [f"{d['mean']:,.0f} ± {d['mean_se']:,.0f}", f"{d['p_positive']:.1%}"]
+        for level in ("0.95", "0.99"):
+            r = d[level]
+            cells += [f"{r['var']:,.0f} ± {r['var_se']:,.0f}",
+                      f"{r['cvar']:,.0f} ± {r['cvar_se']:,.0f}"]
+        t.add_row(name, *cells)
+    return t
+
+
+def _failure_table(m: dict[str, Any]) -> Table:
+    t = Table(title="failure probability (protocols: bad debt beyond reserve; assets: depeg "
+              "or fire-sale loss beyond the threshold)", show_edge=False)
+    for c in ("node", "kind", "P(fail)", "CVaR 99% share $"):
+        t.add_column(c, justify="left" if c in ("node", "kind") else "right")
+    fp, share = m["failure_probability"], m["marginal_contribution_usd"]["0.99"]
+    rows = [(k, "protocol", v["p"], share.get(k, 0.0)) for k, v in fp["protocol"].items()]
+    rows += [(k, "asset", v["p"], None) for k, v in fp["asset"].items()]
+    for k, kind, p, c in sorted(rows, key=lambda r: -r[2]):
+        if p > 0 or (c or 0) > 0:
+            t.add_row(k, kind, f"{p:.2%}", "" if c is None else f"{c:,.0f}")
+    return t
+
+
+def _paths_table(m: dict[str, Any]) -> Table:
+    t = Table(title="most frequent contagion paths (first failures, in order)",
+              show_edge=False)
+    t.add_column("path")
+    t.add_column("paths", justify="right")
+    t.add_column("share", justify="right")
+    for r in m["contagion_paths"]:
+        t.add_row(" → ".join(r["path"]), f"{r['count']:,}", f"{r['probability']:.2%}")
+    return t
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help="a library scenario name or a .yaml/.json file")],
+    snapshot: Annotated[Path | None, typer.Option(help="snapshot directory")] = None,
+    store: Annotated[str | None, typer.Option(help="or: memory:PATH or bolt://HOST:PORT")] = None,
+    paths: Annotated[int | None, typer.Option(help="Monte Carlo paths (default: scenario's)")
+                     ] = None,
+    seed: Annotated[int | None, typer.Option(help="seed (default: the scenario's)")] = None,
+    rounds: Annotated[int, typer.Option(help="cascade rounds per path at most")] = 24,
+    prices: Annotated[list[str] | None, typer.Option(
+        help="ASSET=FILE price history for the market model (Monte Carlo; repeat per asset)")
+    ] = None,
+    history_days: Annotated[int, typer.Option(help="fit on the last N days of history")
+                            ] = 1460,
+    ray: Annotated[str | None, typer.Option(
+        help="run the shards on Ray: a cluster address, or 'local'")] = None,
+    shard_paths: Annotated[int, typer.Option(help="paths per seed stream / Ray task")] = 1000,
+    out_path: Annotated[Path | None, typer.Option(
+        "--out", help="write the run here (JSON, plus the per-path arrays as .npz beside it)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+) -> None:
+    """Run a stress scenario through the Monte Carlo cascade and report its risk metrics."""
+    if (snapshot is None) == (store is None):
+        raise ValueError("give exactly one of --snapshot DIR or --store URI")
+    sc = load_scenario(scenario)
+    market = None
+    if isinstance(sc, MonteCarloScenario):
+        if not prices:
+            raise ValueError(f"scenario {sc.name!r} is Monte Carlo: give price histories with "
+                             f"--prices ASSET=FILE (e.g. --prices ETH=eth.csv)")
+        market = _market(prices, history_days)
+    if snapshot is not None:
+        snap = _load(snapshot)
+    else:
+        with open_store(str(store)) as s, console.status(f"reading {store}"):
+            snap = s.read_snapshot()
+    system = compile_system(snap)
+    with _progress() as p:
+        run = run_cascade(system, sc, snapshot=snap.manifest.model_dump(mode="json"),
+                          market=market, paths=paths, seed=seed,
+                          params=CascadeParams(rounds=rounds), shard_paths=shard_paths,
+                          ray_address=ray, progress=_writer(p, f"simulating {sc.name}"))
+    if out_path is not None:
+        run.save(out_path)
+        console.print(f"run written to {out_path} ({run.seconds:.1f} s)")
+    if as_json:
+        out.print_json(json.dumps(run.metrics))
+        return
+    out.print(_risk_table(run.metrics))
+    out.print(_failure_table(run.metrics))
+    out.print(_paths_table(run.metrics))
+
+
+@app.command()
+def compare(a: Annotated[Path, typer.Argument(help="first run (JSON)")],
+            b: Annotated[Path, typer.Argument(help="second run (JSON)")],
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+            ) -> None:
+    """Compare two saved runs: metric differences with z-scores, failure changes."""
+    diff = compare_runs(RunResult.load(a), RunResult.load(b))
+    if as_json:
+        out.print_json(json.dumps(diff))
+        return
+    differ = [k for k, v in diff["inputs_differ"].items() if v]
+    t = Table(title=f"{b.name} - {a.name} (inputs that differ: {', '.join(differ) or 'none'})",
+              show_edge=False)
+    for c in ("metric", "a", "b", "b - a", "z"):
+        t.add_column(c, justify="left" if c == "metric" else "right")
+    for k, r in diff["metrics"].items():
+        t.add_row(k, f"{r['a']:,.0f}", f"{r['b']:,.0f}", f"{r['diff']:+,.0f}",
+                  "-" if r["z"] is None else f"{r['z']:+.2f}")
+    out.print(t)
 
 
 @app.command()

@@ -36,6 +36,8 @@ from simulate.cascade.mechanics import (
     bs_price,
     endogenous,
     impact,
+    liquidation,
+    margin_closeout,
     route_sales,
 )
 from simulate.cascade.params import CascadeParams
@@ -175,18 +177,10 @@ class _Chunk:
         h = np.flatnonzero(hit)
         cvh, dvh = cv[h], dv[h]
         proto = cs.pool_protocol[cs.lend_pool[li[h]]]
-        hf = w[h] / dvh
-        cf = np.where(hf >= cs.full_close_threshold[proto], cs.close_factor[proto], 1.0)
-        repay = cf * dvh
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lb = np.where(cvh > 0, lbv[h] / np.where(cvh > 0, cvh, 1.0), 0.0)
-            need = repay * (1.0 + lb)
-            enough = need < cvh
-            phi = np.where(enough, need / np.where(cvh > 0, cvh, 1.0), 1.0)
-        seized = np.where(enough, phi * cvh, cvh)
-        bad = np.where(enough, 0.0, dvh - cvh / (1.0 + lb))
-        cf = np.where(enough, cf, 1.0)
-        closed = ~enough | (cf >= 1.0)
+        phi, cf, seized, _, bad = liquidation(cvh, lbv[h], dvh, w[h] / dvh,
+                                              cs.close_factor[proto],
+                                              cs.full_close_threshold[proto])
+        closed = cf >= 1.0
         phi_e = np.zeros(n_e)
         phi_e[h] = phi
         taken = phi_e[ow] * (cs.c_amount[ent] * kc[ow])
@@ -272,13 +266,7 @@ class _Chunk:
         if not called.any():
             return
         h = np.flatnonzero(called)
-        cost = shorts[h] * (1.0 + cs.opt_penalty[j[h]]) - longs[h]
-        cvh = cv[h]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            phi = np.where(cost <= 0, 0.0, np.where(cost < cvh, cost / np.where(
-                cvh > 0, cvh, 1.0), 1.0))
-        seized = np.where(cost <= 0, 0.0, np.where(cost < cvh, phi * cvh, cvh))
-        bad = np.where(cost <= 0, 0.0, np.where(cost < cvh, 0.0, cost - cvh))
+        phi, seized, bad = margin_closeout(cv[h], shorts[h], longs[h], cs.opt_penalty[j[h]])
         phi_e = np.zeros(n_e)
         phi_e[h] = phi
         path = act[rows]

@@ -18,6 +18,7 @@ is Eisenberg–Noe clearing with the deposits as interbank liabilities.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
 from simulate.cascade.system import CascadeSystem
@@ -29,11 +30,59 @@ __all__ = [
     "bs_price",
     "endogenous",
     "impact",
+    "liquidation",
+    "margin_closeout",
     "route_sales",
 ]
 
 _BACKING_TOL = 1e-13
 _BACKING_MAX_ITER = 1000
+
+
+def liquidation(cv: ArrayLike, lbv: ArrayLike, dv: ArrayLike, hf: ArrayLike,
+                close_factor: ArrayLike, full_close_threshold: ArrayLike,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One liquidation of positions with ``HF < 1`` (broadcasts over positions).
+
+    ``cv``: collateral value, ``lbv``: ``Σ_a value_a · LB_a`` (so ``LB = lbv / cv`` is the
+    value-weighted bonus), ``dv``: debt value, all USD. The close factor is ``close_factor``,
+    or 1 below ``full_close_threshold``; the liquidator repays that share of every debt and
+    seizes a fraction ``φ`` of every collateral asset worth ``repaid · (1 + LB)``. When that is
+    more than the collateral, all of it is seized, ``repaid = cv / (1 + LB)`` and the rest of
+    the debt is bad debt.
+
+    Returns ``(phi, cf, seized, repaid, bad)``: collateral fraction seized, share of the debt
+    closed (1 when the collateral ran out), seized value, repaid value, bad debt (USD).
+    """
+    cv, lbv, dv = (np.asarray(v, dtype=float) for v in (cv, lbv, dv))
+    cf = np.where(np.asarray(hf) >= full_close_threshold, close_factor, 1.0)
+    repay = cf * dv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lb = np.where(cv > 0, lbv / np.where(cv > 0, cv, 1.0), 0.0)
+        need = repay * (1.0 + lb)
+        enough = need < cv
+        phi = np.where(enough, need / np.where(cv > 0, cv, 1.0), 1.0)
+        repaid = np.where(enough, repay, cv / (1.0 + lb))
+    seized = np.where(enough, phi * cv, cv)
+    bad = np.where(enough, 0.0, dv - repaid)
+    return phi, np.where(enough, cf, 1.0), seized, repaid, bad
+
+
+def margin_closeout(cv: ArrayLike, shorts: ArrayLike, longs: ArrayLike, penalty: ArrayLike,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Close margin-called option positions (broadcasts): shorts (marked ``shorts`` USD) are
+    bought back at mark × (1 + ``penalty``), longs sold at mark; the net cost is paid with a
+    fraction ``φ`` of every collateral asset (worth ``cv`` in all), and what the collateral
+    cannot pay is bad debt of the venue. Returns ``(phi, seized, bad)``."""
+    cv = np.asarray(cv, dtype=float)
+    cost = np.asarray(shorts, dtype=float) * (1.0 + np.asarray(penalty)) - np.asarray(longs)
+    pay = cost > 0
+    enough = cost < cv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = np.where(pay, np.where(enough, cost / np.where(cv > 0, cv, 1.0), 1.0), 0.0)
+    seized = np.where(pay, np.where(enough, phi * cv, cv), 0.0)
+    bad = np.where(pay & ~enough, cost - cv, 0.0)
+    return phi, seized, bad
 
 
 def impact(cs: CascadeSystem, sold: np.ndarray) -> np.ndarray:
@@ -104,11 +153,12 @@ def _d1(spot: np.ndarray, strike: np.ndarray, tau: np.ndarray, vol: np.ndarray
     return d1, d1 - sd, live
 
 
-def bs_price(spot: np.ndarray, strike: np.ndarray, tau: np.ndarray, vol: np.ndarray,
-             is_call: np.ndarray) -> np.ndarray:
+def bs_price(spot: ArrayLike, strike: ArrayLike, tau: ArrayLike, vol: ArrayLike,
+             is_call: ArrayLike) -> np.ndarray:
     """Black–Scholes price per unit (zero rates): ``S N(d1) - K N(d2)`` for calls,
     ``K N(-d2) - S N(-d1)`` for puts; intrinsic value when ``tau · vol = 0``. Broadcasts."""
-    d1, d2, live = _d1(spot, strike, tau, vol)
+    spot, strike = np.asarray(spot, dtype=float), np.asarray(strike, dtype=float)
+    d1, d2, live = _d1(spot, strike, np.asarray(tau, dtype=float), np.asarray(vol, dtype=float))
     call = spot * ndtr(d1) - strike * ndtr(d2)
     put = strike * ndtr(-d2) - spot * ndtr(-d1)
     value = np.where(is_call, call, put)
@@ -116,11 +166,12 @@ def bs_price(spot: np.ndarray, strike: np.ndarray, tau: np.ndarray, vol: np.ndar
     return np.where(live, np.maximum(value, 0.0), intrinsic)
 
 
-def bs_delta(spot: np.ndarray, strike: np.ndarray, tau: np.ndarray, vol: np.ndarray,
-             is_call: np.ndarray) -> np.ndarray:
+def bs_delta(spot: ArrayLike, strike: ArrayLike, tau: ArrayLike, vol: ArrayLike,
+             is_call: ArrayLike) -> np.ndarray:
     """Black–Scholes delta per unit: ``N(d1)`` for calls, ``N(d1) - 1`` for puts; the
     intrinsic step at expiry."""
-    d1, _, live = _d1(spot, strike, tau, vol)
+    spot, strike = np.asarray(spot, dtype=float), np.asarray(strike, dtype=float)
+    d1, _, live = _d1(spot, strike, np.asarray(tau, dtype=float), np.asarray(vol, dtype=float))
     itm = np.where(spot > strike, 1.0, 0.0)
     call = np.where(live, ndtr(d1), itm)
     return np.where(is_call, call, call - 1.0)

@@ -29,8 +29,8 @@ class CascadeParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rounds: int = Field(24, ge=1, le=10_000)
-    depeg_threshold: float = Field(0.05, gt=0.0, lt=1.0)
+    rounds: int = Field(default=24, ge=1, le=10_000)
+    depeg_threshold: float = Field(default=0.05, gt=0.0, lt=1.0)
     dealer_hedging: bool = True
-    hedge_tolerance_usd: float = Field(10_000.0, ge=0.0)
+    hedge_tolerance_usd: float = Field(default=10_000.0, ge=0.0)
     proxy_asset: str | None = "ETH"

@@ -35,6 +35,8 @@ from simulate.cascade.mechanics import (
     bs_price,
     endogenous,
     impact,
+    liquidation,
+    margin_closeout,
     route_sales,
 )
 from simulate.cascade.params import CascadeParams
@@ -45,10 +47,10 @@ __all__ = ["run_reference"]
 
 
 def _lending(cs: CascadeSystem, i: int, p: np.ndarray, kc: float, kd: float
-             ) -> tuple[bool, float, float, float, float, float]:
+             ) -> tuple[bool, float, float, float, float]:
     """Liquidate lending position ``i`` (scales ``kc`` of its collateral and ``kd`` of its
-    debt still open) at prices ``p``. Returns (liquidated, phi, cf, seized_usd, bad_usd,
-    closed)."""
+    debt still open) at prices ``p`` if its health factor is below 1. Returns (liquidated,
+    phi, cf, seized_usd, bad_usd)."""
     cv = w = lbv = 0.0
     for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]):
         v = (cs.c_amount[e] * kc) * p[cs.c_asset[e]]
@@ -59,18 +61,11 @@ def _lending(cs: CascadeSystem, i: int, p: np.ndarray, kc: float, kd: float
     for e in range(cs.d_ptr[i], cs.d_ptr[i + 1]):
         dv += (cs.d_amount[e] * kd) * p[cs.d_asset[e]]
     if not (dv > 0 and w < dv):  # HF = w / dv >= 1
-        return False, 0.0, 0.0, 0.0, 0.0, 0.0
+        return False, 0.0, 0.0, 0.0, 0.0
     k = cs.pool_protocol[cs.lend_pool[i]]
-    hf = w / dv
-    cf = cs.close_factor[k] if hf >= cs.full_close_threshold[k] else 1.0
-    repay = cf * dv
-    lb = lbv / cv if cv > 0 else 0.0
-    need = repay * (1.0 + lb)
-    if need < cv:
-        phi = need / cv
-        return True, phi, cf, phi * cv, 0.0, float(cf >= 1.0)
-    repaid = cv / (1.0 + lb)
-    return True, 1.0, 1.0, cv, dv - repaid, 1.0
+    phi, cf, seized, _, bad = liquidation(cv, lbv, dv, w / dv, cs.close_factor[k],
+                                          cs.full_close_threshold[k])
+    return True, float(phi), float(cf), float(seized), float(bad)
 
 
 def _margin(cs: CascadeSystem, j: int, p: np.ndarray, vol_mult: np.ndarray, days: float
@@ -82,8 +77,9 @@ def _margin(cs: CascadeSystem, j: int, p: np.ndarray, vol_mult: np.ndarray, days
     marks = short_notional = shorts = longs = 0.0
     for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
         u = cs.leg_asset[leg]
-        mark = float(bs_price(p[u], cs.leg_strike[leg], max(float(cs.leg_tau0[leg]) - days / 365.0, 0.0),
-                              cs.leg_iv[leg] * vol_mult[u], cs.leg_call[leg]))
+        tau = max(float(cs.leg_tau0[leg]) - days / 365.0, 0.0)
+        mark = float(bs_price(p[u], cs.leg_strike[leg], tau, cs.leg_iv[leg] * vol_mult[u],
+                              cs.leg_call[leg]))
         value = cs.leg_size[leg] * mark
         marks += cs.leg_sign[leg] * value
         if cs.leg_sign[leg] < 0:
@@ -93,13 +89,8 @@ def _margin(cs: CascadeSystem, j: int, p: np.ndarray, vol_mult: np.ndarray, days
             longs += value
     if not cv + marks < cs.opt_mm[j] * short_notional:
         return False, 0.0, 0.0, 0.0
-    cost = shorts * (1.0 + cs.opt_penalty[j]) - longs
-    if cost <= 0:
-        return True, 0.0, 0.0, 0.0
-    if cost < cv:
-        phi = cost / cv
-        return True, phi, phi * cv, 0.0
-    return True, 1.0, cv, cost - cv
+    phi, seized, bad = margin_closeout(cv, shorts, longs, cs.opt_penalty[j])
+    return True, float(phi), float(seized), float(bad)
 
 
 def _dealer_delta(cs: CascadeSystem, open_margin: np.ndarray, p: np.ndarray,
@@ -156,7 +147,7 @@ def _path(cs: CascadeSystem, price: np.ndarray, iv: np.ndarray, elapsed: np.ndar
         for i in range(nl):
             if not open_lend[i]:
                 continue
-            hit, phi, cf, seized, bad, closed = _lending(cs, i, p, kc[i], kd[i])
+            hit, phi, cf, seized, bad = _lending(cs, i, p, kc[i], kd[i])
             if not hit:
                 continue
             active = True
@@ -166,7 +157,7 @@ def _path(cs: CascadeSystem, price: np.ndarray, iv: np.ndarray, elapsed: np.ndar
             bad_new[cs.lend_pool[i]] += bad
             kc[i] *= 1.0 - phi
             kd[i] *= 1.0 - cf
-            if closed:
+            if cf >= 1.0:
                 open_lend[i] = False
             liquidated_pos.add(int(cs.lend_pos[i]))
         for j in range(no):
