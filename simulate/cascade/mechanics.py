@@ -57,7 +57,7 @@ def liquidation(cv: ArrayLike, lbv: ArrayLike, dv: ArrayLike, hf: ArrayLike,
     cv, lbv, dv = (np.asarray(v, dtype=float) for v in (cv, lbv, dv))
     cf = np.where(np.asarray(hf) >= full_close_threshold, close_factor, 1.0)
     repay = cf * dv
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lb = np.where(cv > 0, lbv / np.where(cv > 0, cv, 1.0), 0.0)
         need = repay * (1.0 + lb)
         enough = need < cv
@@ -78,7 +78,7 @@ def margin_closeout(cv: ArrayLike, shorts: ArrayLike, longs: ArrayLike, penalty:
     cost = np.asarray(shorts, dtype=float) * (1.0 + np.asarray(penalty)) - np.asarray(longs)
     pay = cost > 0
     enough = cost < cv
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         phi = np.where(pay, np.where(enough, cost / np.where(cv > 0, cv, 1.0), 1.0), 0.0)
     seized = np.where(pay, np.where(enough, phi * cv, cv), 0.0)
     bad = np.where(pay & ~enough, cost - cv, 0.0)

@@ -33,7 +33,7 @@ from simulate.cascade.reference import run_reference
 from simulate.cascade.scenario import AnyScenario, fixed_shocks, monte_carlo_shocks
 from simulate.cascade.system import CascadeSystem, compile_cascade
 from simulate.market.shocks import MarketModel
-from simulate.scenarios.models import MonteCarloScenario, Scenario
+from simulate.scenarios.models import HistoricalReplay, MonteCarloScenario, Scenario
 
 __all__ = ["RunError", "RunResult", "RunSpec", "code_version", "compare_runs", "run_cascade"]
 
@@ -198,9 +198,11 @@ def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
         n, s = 1, 0
     spec = RunSpec(scenario=scenario, paths=n, seed=s, params=params,
                    shard_paths=min(shard_paths, n), kernel=kernel)
-    if params.rounds < getattr(scenario, "steps", 1):
-        raise RunError(f"rounds must be at least the scenario's steps "
-                       f"({getattr(scenario, 'steps', 1)}) (got {params.rounds})")
+    steps = (scenario.steps if isinstance(scenario, MonteCarloScenario)
+             else len(scenario.path) or 1 if isinstance(scenario, HistoricalReplay) else 1)
+    if params.rounds < steps:
+        raise RunError(f"rounds must be at least the scenario's steps ({steps}) "
+                       f"(got {params.rounds})")
     sizes = _shard_sizes(spec)
     seeds = np.random.SeedSequence(spec.seed).spawn(len(sizes))
     done = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,50 @@ def test_load_then_stats_and_reload_is_idempotent(generated: Path, tmp_path: Pat
     # the summary table of the second load shows nothing added, updated or removed
     position_row = next(x for x in again.stdout.splitlines() if x.strip().startswith("Position"))
     assert position_row.replace("│", " ").split()[1:] == ["0", "0", "0"]
+
+
+PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
+
+
+def test_simulate_saves_a_run_and_compare_reads_two(generated: Path, tmp_path: Path) -> None:
+    mc = tmp_path / "mc.json"
+    r = contagion("simulate", "--snapshot", str(generated), "--scenario", "gjr-tcopula-1d",
+                  "--paths", "400", "--seed", "5", "--shard-paths", "200",
+                  "--prices", f"ETH={PRICES / 'eth-usd-max_erickfm.csv'}",
+                  "--prices", f"BTC={PRICES / 'btc-usd-max_erickfm.csv'}",
+                  "--out", str(mc), "--json")
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(r.stdout)
+    assert metrics["paths"] == 400
+    saved = json.loads(mc.read_text())
+    assert saved["metrics"] == metrics and saved["spec"]["seed"] == 5
+    assert saved["spec"]["scenario"]["name"] == "gjr-tcopula-1d"
+    assert saved["code_version"].startswith("0.1.0+") and mc.with_suffix(".npz").exists()
+
+    fixed = tmp_path / "fixed.json"
+    r = contagion("simulate", "--snapshot", str(generated), "--scenario", "eth-35-steth-93",
+                  "--out", str(fixed))
+    assert r.returncode == 0, r.stderr
+    assert "loss distribution over 1 paths" in r.stdout and "CVaR 99%" in r.stdout
+    r = contagion("compare", str(mc), str(fixed), "--json")
+    assert r.returncode == 0, r.stderr
+    diff = json.loads(r.stdout)
+    assert diff["inputs_differ"]["scenario"] and not diff["inputs_differ"]["snapshot"]
+    fixed_bad = json.loads(fixed.read_text())["metrics"]["bad_debt_usd"]["mean"]
+    assert diff["metrics"]["bad_debt_usd.mean"]["diff"] == pytest.approx(
+        fixed_bad - metrics["bad_debt_usd"]["mean"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--scenario", "gjr-tcopula-1d"], "give exactly one of --snapshot DIR or --store URI"),
+    (["--scenario", "nope", "--snapshot", "data/sample"], r"unknown scenario 'nope' \(library: "),
+    (["--scenario", "gjr-tcopula-1d", "--snapshot", "data/sample"],
+     "needs price histories|give price histories with --prices"),
+    (["--scenario", "gjr-tcopula-1d", "--snapshot", "data/sample", "--prices", "ETH"],
+     r"--prices must look like ASSET=FILE \(got 'ETH'\)"),
+])
+def test_simulate_errors_are_one_line(args: list[str], message: str) -> None:
+    r = contagion("simulate", *args)
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+    assert re.search(message, r.stderr), r.stderr
