@@ -66,6 +66,7 @@ class _Table:
     kc: np.ndarray = field(default_factory=lambda: np.zeros(0))
     kd: np.ndarray = field(default_factory=lambda: np.zeros(0))
     hit: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    floor: np.ndarray = field(default_factory=lambda: np.zeros(0))  # HF lower bound
 
     def append(self, path: np.ndarray, pos: np.ndarray) -> None:
         n = len(path)
@@ -74,9 +75,10 @@ class _Table:
         self.kc = np.concatenate([self.kc, np.ones(n)])
         self.kd = np.concatenate([self.kd, np.ones(n)])
         self.hit = np.concatenate([self.hit, np.zeros(n, dtype=bool)])
+        self.floor = np.concatenate([self.floor, np.full(n, -np.inf)])
 
     def keep(self, mask: np.ndarray) -> None:
-        for k in ("path", "pos", "kc", "kd", "hit"):
+        for k in ("path", "pos", "kc", "kd", "hit", "floor"):
             setattr(self, k, getattr(self, k)[mask])
 
 
@@ -127,20 +129,25 @@ class _Chunk:
 
     # --- lending -------------------------------------------------------------------------------
 
+    def _spread(self, rel: np.ndarray) -> np.ndarray:
+        """``max_D rel / min_C rel`` per path and group ``[n, G]`` (inf without collateral):
+        ``HF(rel) >= HF(1) / spread`` for every position of the group."""
+        cs = self.cs
+        if len(cs.group_c_asset):
+            cmin = np.minimum.reduceat(rel[:, cs.group_c_asset], self.gc_starts, axis=1)
+        else:
+            cmin = np.zeros((len(rel), cs.num_groups))
+        cmin = np.where(self.c_empty, 0.0, cmin)
+        dmax = np.maximum.reduceat(rel[:, cs.group_d_asset], self.gd_starts, axis=1)
+        with np.errstate(divide="ignore"):
+            return np.where(cmin > 0, dmax / np.where(cmin > 0, cmin, 1.0), np.inf)
+
     def _search(self, act: np.ndarray, rel: np.ndarray) -> None:
         """Add to the watch table every position newly inside its group's reachable prefix."""
         cs = self.cs
         if cs.num_groups == 0:
             return
-        if len(cs.group_c_asset):
-            cmin = np.minimum.reduceat(rel[:, cs.group_c_asset], self.gc_starts, axis=1)
-        else:
-            cmin = np.zeros((len(act), cs.num_groups))
-        cmin = np.where(self.c_empty, 0.0, cmin)
-        dmax = np.maximum.reduceat(rel[:, cs.group_d_asset], self.gd_starts, axis=1)
-        with np.errstate(divide="ignore"):
-            tau = np.where(cmin > 0, dmax / np.where(cmin > 0, cmin, 1.0), np.inf)
-        tau = tau * (1.0 + _SEARCH_SLACK)
+        tau = self._spread(rel) * (1.0 + _SEARCH_SLACK)
         u = np.where(np.isfinite(tau), tau / (1.0 + tau), 1.0)
         query = np.arange(cs.num_groups) + u
         k = np.searchsorted(cs.keys, query, side="left")
@@ -153,25 +160,35 @@ class _Chunk:
             self.table.append(act[rows][owner], cs.order[idx])
             self.k_prev[act] = np.maximum(prev, k)
 
+    def _lower_floors(self, act: np.ndarray, rel: np.ndarray, t: int) -> None:
+        """Carry every watched position's health-factor floor from last round's prices to
+        this round's: ``HF(now) >= HF(then) / spread(now / then)``."""
+        tb, cs = self.table, self.cs
+        if t == 0 or not len(tb.path):
+            return
+        spread = np.full((len(self.liq), cs.num_groups), np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread[act] = self._spread(rel / self.rel[act, t - 1])
+        tb.floor = tb.floor / spread[tb.path, cs.lend_group[tb.pos]]
+
     def lending(self, act: np.ndarray, on: np.ndarray, t: int, p_full: np.ndarray,
                 tokens: np.ndarray, bad_new: np.ndarray, hit_path: np.ndarray) -> None:
         cs, tb, a_n, m_n = self.cs, self.table, self.cs.num_assets, self.cs.num_pools
-        sel = np.flatnonzero(on[tb.path])
+        sel = np.flatnonzero(on[tb.path] & (tb.floor < 1.0 + _SEARCH_SLACK))
         if not len(sel):
             return
         li, path = tb.pos[sel], tb.path[sel]
         kc, kd = tb.kc[sel], tb.kd[sel]
-        n_e = len(sel)
-        ow, ent = _expand(cs.c_ptr[li], cs.c_ptr[li + 1] - cs.c_ptr[li])
-        v = (cs.c_amount[ent] * kc[ow]) * p_full[path[ow], cs.c_asset[ent]]
-        cv = np.bincount(ow, weights=v, minlength=n_e)
-        w = np.bincount(ow, weights=v * cs.c_lt[ent], minlength=n_e)
-        lbv = np.bincount(ow, weights=v * cs.c_lb[ent], minlength=n_e)
-        dw, dent = _expand(cs.d_ptr[li], cs.d_ptr[li + 1] - cs.d_ptr[li])
-        dv = np.bincount(dw, weights=(cs.d_amount[dent] * kd[dw]) * p_full[path[dw],
-                                                                          cs.d_asset[dent]],
-                         minlength=n_e)
+        ca, base = cs.cm_asset[li], (path * a_n)[:, None]
+        p_flat = p_full.ravel()
+        v = (cs.cm_amount[li] * kc[:, None]) * p_flat[base + ca]
+        cv = v.sum(axis=1)
+        w = (v * cs.cm_lt[li]).sum(axis=1)
+        lbv = (v * cs.cm_lb[li]).sum(axis=1)
+        dv = ((cs.dm_amount[li] * kd[:, None]) * p_flat[base + cs.dm_asset[li]]).sum(axis=1)
         hit = (dv > 0) & (w < dv)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tb.floor[sel] = np.where(dv > 0, w / np.where(dv > 0, dv, 1.0), np.inf)
         if not hit.any():
             return
         h = np.flatnonzero(hit)
@@ -181,12 +198,10 @@ class _Chunk:
                                               cs.close_factor[proto],
                                               cs.full_close_threshold[proto])
         closed = cf >= 1.0
-        phi_e = np.zeros(n_e)
-        phi_e[h] = phi
-        taken = phi_e[ow] * (cs.c_amount[ent] * kc[ow])
-        tokens += np.bincount(path[ow] * a_n + cs.c_asset[ent], weights=taken,
-                              minlength=tokens.size).reshape(tokens.shape)
         ph = path[h]
+        taken = phi[:, None] * (cs.cm_amount[li[h]] * kc[h, None])
+        tokens += np.bincount((ph[:, None] * a_n + ca[h]).ravel(), weights=taken.ravel(),
+                              minlength=tokens.size).reshape(tokens.shape)
         self.liq[:, t] += np.bincount(ph, weights=seized, minlength=len(self.liq))
         bad_new += np.bincount(ph * m_n + cs.lend_pool[li[h]], weights=bad,
                                minlength=bad_new.size).reshape(bad_new.shape)
@@ -197,6 +212,8 @@ class _Chunk:
         tb.hit[idx] = True
         tb.kc[idx] = kc[h] * (1.0 - phi)
         tb.kd[idx] = kd[h] * (1.0 - cf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tb.floor[idx] = np.where(closed, np.inf, w[h] / dvh * (1.0 - phi) / (1.0 - cf))
         keep = np.ones(len(tb.path), dtype=bool)
         keep[idx[closed]] = False
         tb.keep(keep)
@@ -244,43 +261,34 @@ class _Chunk:
         cand = self._candidates(p, vm, days)
         if not len(cand):
             return
-        om = self.open_margin[np.ix_(act, cand)]
-        rows, cols = np.nonzero(om)
+        marks = self._marks(p, vm, days)  # [n_act, I]
+        excess = cs.excess[cand] @ np.concatenate([p, marks], axis=1).T  # [cand, n_act]
+        called_pairs = (excess.T < 0) & self.open_margin[np.ix_(act, cand)]
+        rows, cols = np.nonzero(called_pairs)
         if not len(rows):
             return
         j = cand[cols]
         n_e = len(j)
-        marks = self._marks(p, vm, days)  # [n_act, I]
         lw, leg = _expand(cs.leg_ptr[j], cs.leg_ptr[j + 1] - cs.leg_ptr[j])
         value = cs.leg_size[leg] * marks[rows[lw], cs.leg_instrument[leg]]
         short = cs.leg_sign[leg] < 0
-        marks_sum = np.bincount(lw, weights=cs.leg_sign[leg] * value, minlength=n_e)
-        notional = np.bincount(lw, weights=np.where(
-            short, cs.leg_size[leg] * p[rows[lw], cs.leg_asset[leg]], 0.0), minlength=n_e)
         shorts = np.bincount(lw, weights=np.where(short, value, 0.0), minlength=n_e)
         longs = np.bincount(lw, weights=np.where(short, 0.0, value), minlength=n_e)
         cw, ce = _expand(cs.oc_ptr[j], cs.oc_ptr[j + 1] - cs.oc_ptr[j])
         cv = np.bincount(cw, weights=cs.oc_amount[ce] * p[rows[cw], cs.oc_asset[ce]],
                          minlength=n_e)
-        called = cv + marks_sum < cs.opt_mm[j] * notional
-        if not called.any():
-            return
-        h = np.flatnonzero(called)
-        phi, seized, bad = margin_closeout(cv[h], shorts[h], longs[h], cs.opt_penalty[j[h]])
-        phi_e = np.zeros(n_e)
-        phi_e[h] = phi
+        phi, seized, bad = margin_closeout(cv, shorts, longs, cs.opt_penalty[j])
         path = act[rows]
         tokens += np.bincount(path[cw] * a_n + cs.oc_asset[ce],
-                              weights=phi_e[cw] * cs.oc_amount[ce],
+                              weights=phi[cw] * cs.oc_amount[ce],
                               minlength=tokens.size).reshape(tokens.shape)
-        ph = path[h]
-        self.liq[:, t] += np.bincount(ph, weights=seized, minlength=len(self.liq))
-        pool = cs.arrays.position_pool[cs.opt_pos[j[h]]]
-        bad_new += np.bincount(ph * m_n + pool, weights=bad,
+        self.liq[:, t] += np.bincount(path, weights=seized, minlength=len(self.liq))
+        pool = cs.arrays.position_pool[cs.opt_pos[j]]
+        bad_new += np.bincount(path * m_n + pool, weights=bad,
                                minlength=bad_new.size).reshape(bad_new.shape)
-        hit_path[ph] = True
-        self.open_margin[ph, j[h]] = False
-        self.events.append(np.stack([ph, cs.opt_pos[j[h]]]))
+        hit_path[path] = True
+        self.open_margin[path, j] = False
+        self.events.append(np.stack([path, cs.opt_pos[j]]))
 
     def _dealer_delta(self, act: np.ndarray, p: np.ndarray, vm: np.ndarray,
                       days: np.ndarray) -> np.ndarray:
@@ -337,11 +345,13 @@ class _Chunk:
             tokens = np.zeros((n, a_n))
             bad_new = np.zeros((n, cs.num_pools))
             hit_path = np.zeros(n, dtype=bool)
+            self._lower_floors(act, rel, t)
             self._search(act, rel)
             self.lending(act, on, t, p_full, tokens, bad_new, hit_path)
             self.margin(act, t, p, vm, days, tokens, bad_new, hit_path)
             self.hedge(act, p, vm, days, tokens, hit_path)
-            self.sold[act] = self.sold[act] + route_sales(cs, tokens[act], p)
+            self.sold[act] = (self.sold[act] * (1.0 - params.impact_recovery)
+                              + route_sales(cs, tokens[act], p))
             self.bad_pool[act] = self.bad_pool[act] + bad_new[act]
             debt = self.bad_pool[act] @ self.pool_to_proto
             self.beta[act] = backing(cs, np.maximum(debt - cs.reserve_usd, 0.0))
@@ -365,9 +375,9 @@ class _Chunk:
         n_pos, n_acct = cs.arrays.num_positions, len(cs.arrays.account_ids)
         ev = np.concatenate(self.events, axis=1) if self.events else np.zeros((2, 0), np.int64)
         pos_fail = np.bincount(ev[1], minlength=n_pos).astype(np.int64)
-        acct = cs.arrays.position_account[ev[1]]
-        pairs = np.unique(ev[0] * max(n_acct, 1) + acct)
-        acct_fail = np.bincount(pairs % max(n_acct, 1), minlength=n_acct).astype(np.int64)
+        hit = np.zeros((len(self.liq), n_acct), dtype=bool)
+        hit[ev[0], cs.arrays.position_account[ev[1]]] = True
+        acct_fail = hit.sum(axis=0, dtype=np.int64)
         return PathResults(
             bad_debt_pool=self.bad_pool,
             liquidated_usd=self.liq,

@@ -22,6 +22,12 @@ class CascadeParams(BaseModel):
     - ``hedge_tolerance_usd``: a round whose only activity is a dealer hedge flow worth less
       than this (in total) is quiet: the flow is not traded and, once the exogenous steps are
       exhausted, the cascade stops.
+    - ``impact_recovery``: the share of the outstanding fire-sale pressure the market absorbs
+      between rounds (order books refill, arbitrage brings outside liquidity): each round the
+      tokens counted against an asset's reserve shrink by this fraction before the round's
+      sales are added — the transient impact of Obizhaeva & Wang (2013), *Optimal trading
+      strategy and supply/demand dynamics*, J. Financial Markets 16(1). 0 makes impact
+      permanent.
     - ``proxy_asset``: an asset the scenario does not move, that is not pegged and is not a
       stablecoin (governance tokens, say) moves with this asset (id or symbol); ``None``
       leaves such assets unshocked.
@@ -33,4 +39,5 @@ class CascadeParams(BaseModel):
     depeg_threshold: float = Field(default=0.05, gt=0.0, lt=1.0)
     dealer_hedging: bool = True
     hedge_tolerance_usd: float = Field(default=10_000.0, ge=0.0)
+    impact_recovery: float = Field(default=0.5, ge=0.0, lt=1.0)
     proxy_asset: str | None = "ETH"

@@ -17,7 +17,8 @@ A round (DESIGN.md §4), for each path:
 4. dealers' option books are re-hedged: where a move raised a dealer's delta in an underlying,
    it sells that much of it (traded when the round's hedge flow is worth at least
    ``hedge_tolerance_usd``);
-5. everything sold goes into the route asset's reserve (fire-sale impact for the next round);
+5. everything sold goes into the route asset's reserve (fire-sale impact for the next round;
+   ``impact_recovery`` of the earlier pressure has been absorbed meanwhile);
    bad debt beyond a protocol's reserve lowers its backing (issuer depeg for the next round).
 
 The path stops when a round after the last exogenous step is quiet (nothing liquidated, no
@@ -181,7 +182,7 @@ def _path(cs: CascadeSystem, price: np.ndarray, iv: np.ndarray, elapsed: np.ndar
                 tokens += flow
                 hedge_p, hedge_v, hedge_days = p, vm, days
                 active = True
-        sold = sold + route_sales(cs, tokens, p)
+        sold = sold * (1.0 - params.impact_recovery) + route_sales(cs, tokens, p)
         bad_pool = bad_pool + bad_new
         debt = np.bincount(cs.pool_protocol, weights=bad_pool, minlength=p_n)
         beta = backing(cs, np.maximum(debt - cs.reserve_usd, 0.0))

@@ -163,7 +163,15 @@ class CascadeSystem:
     d_asset: np.ndarray
     d_amount: np.ndarray
     hf0: np.ndarray
+    # the same entries padded to the widest position: [NL, kc] and [NL, kd] (amount 0 = none)
+    cm_asset: np.ndarray
+    cm_amount: np.ndarray
+    cm_lt: np.ndarray
+    cm_lb: np.ndarray
+    dm_asset: np.ndarray
+    dm_amount: np.ndarray
     # the sorted index: lending positions ordered by (group, hf0)
+    lend_group: np.ndarray  # [NL]
     order: np.ndarray
     keys: np.ndarray  # group + hf0 / (1 + hf0), ascending
     group_start: np.ndarray  # [G + 1] into order
@@ -189,6 +197,7 @@ class CascadeSystem:
     leg_tau0: np.ndarray  # years to expiry at the snapshot
     leg_instrument: np.ndarray  # [L] index of the leg's distinct contract
     inst_leg: np.ndarray  # [I] one leg of each distinct contract (asset, kind, strike, iv, tau)
+    excess: sparse.csr_array  # [NO, A + I]: margin excess = excess @ [prices, marks per unit]
 
     @property
     def num_assets(self) -> int:
@@ -205,6 +214,39 @@ class CascadeSystem:
     @property
     def num_groups(self) -> int:
         return len(self.group_start) - 1
+
+
+def _padded(ptr: np.ndarray, *columns: np.ndarray) -> list[np.ndarray]:
+    """CSR rows as ``[rows, widest]`` matrices, zero-padded."""
+    n = len(ptr) - 1
+    counts = np.diff(ptr)
+    width = max(int(counts.max()) if n else 0, 1)
+    owner = np.repeat(np.arange(n), counts)
+    slot = np.arange(len(owner)) - ptr[owner]
+    out = []
+    for c in columns:
+        m = np.zeros((n, width), dtype=c.dtype)
+        m[owner, slot] = c
+        out.append(m)
+    return out
+
+
+def _excess_matrix(s: SystemArrays, opt: np.ndarray, oc_ptr: np.ndarray, oc_asset: np.ndarray,
+                   oc_amount: np.ndarray, leg_ptr: np.ndarray, leg_asset: np.ndarray,
+                   leg_sign: np.ndarray, leg_size: np.ndarray, leg_instrument: np.ndarray,
+                   mm: np.ndarray, num_instruments: int) -> sparse.csr_array:
+    """``excess_j = Σ c·p + Σ sign·size·mark - mm · Σ_short size·p_u`` as a sparse matrix over
+    the features ``[prices (A), marks per unit (I)]``."""
+    a_n, n_o = len(s.asset_ids), len(opt)
+    c_row = np.repeat(np.arange(n_o), np.diff(oc_ptr))
+    l_row = np.repeat(np.arange(n_o), np.diff(leg_ptr))
+    short = leg_sign < 0
+    rows = np.concatenate([c_row, l_row, l_row[short]])
+    cols = np.concatenate([oc_asset, a_n + leg_instrument, leg_asset[short]])
+    vals = np.concatenate([oc_amount, leg_sign * leg_size,
+                           -mm[l_row[short]] * leg_size[short]])
+    return sparse.csr_array(sparse.coo_array((vals, (rows, cols)),
+                                             shape=(n_o, a_n + num_instruments)))
 
 
 def _peg_order(peg: np.ndarray) -> np.ndarray:
@@ -235,6 +277,8 @@ def _liquidity(s: SystemArrays) -> tuple[np.ndarray, np.ndarray]:
             continue
         row = s.holdings[[m]].tocoo()
         coins = row.col
+        if s.pegged_to[a] not in coins:
+            continue  # selling the pool's base coin (ETH for stETH) buys no stable value
         bal = row.data * s.price[coins] / s.price[a]  # balances in units of coin a
         i = int(np.flatnonzero(coins == a)[0])
         own[a] += stableswap_depth(bal, float(amp), i) / _CP_DEPTH
@@ -283,8 +327,8 @@ def _groups(pool: np.ndarray, c_ptr: np.ndarray, c_asset: np.ndarray, d_ptr: np.
     def flat(parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    return (order.astype(np.int64), keys, group_start.astype(np.int64), ptr(gc), flat(gc),
-            ptr(gd), flat(gd))
+    return (gid, order.astype(np.int64), keys, group_start.astype(np.int64), ptr(gc),
+            flat(gc), ptr(gd), flat(gd))
 
 
 def compile_cascade(s: SystemArrays) -> CascadeSystem:
@@ -308,7 +352,7 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
     dv = np.bincount(np.repeat(np.arange(len(lend)), np.diff(d_ptr)),
                      weights=d_amount * s.price[d_asset], minlength=len(lend))
     hf0 = w / dv
-    order, keys, group_start, gcp, gca, gdp, gda = _groups(lend_pool, c_ptr, c_asset, d_ptr,
+    gid, order, keys, group_start, gcp, gca, gdp, gda = _groups(lend_pool, c_ptr, c_asset, d_ptr,
                                                            d_asset, hf0)
 
     # margin positions and their legs
@@ -336,6 +380,10 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
     contract = np.column_stack([asset, call, s.option_strike[leg_order], iv, tau0])
     _, inst_leg, leg_instrument = np.unique(contract, axis=0, return_index=True,
                                             return_inverse=True)
+    leg_instrument = leg_instrument.reshape(-1).astype(np.int64)
+    leg_ptr_sign = np.where(s.option_is_long[leg_order], 1.0, -1.0)
+    cm_asset, cm_amount, cm_lt, cm_lb = _padded(c_ptr, c_asset, c_amount, c_lt, c_lb)
+    dm_asset, dm_amount = _padded(d_ptr, d_asset, d_amount)
     return CascadeSystem(
         arrays=s,
         price0=s.price.astype(np.float64),
@@ -356,7 +404,9 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
         c_ptr=c_ptr, c_asset=c_asset, c_amount=c_amount, c_lt=c_lt, c_lb=c_lb,
         d_ptr=d_ptr, d_asset=d_asset, d_amount=d_amount,
         hf0=hf0,
-        order=order, keys=keys, group_start=group_start,
+        cm_asset=cm_asset, cm_amount=cm_amount, cm_lt=cm_lt, cm_lb=cm_lb,
+        dm_asset=dm_asset, dm_amount=dm_amount,
+        lend_group=gid, order=order, keys=keys, group_start=group_start,
         group_c_ptr=gcp, group_c_asset=gca, group_d_ptr=gdp, group_d_asset=gda,
         opt_pos=opt,
         opt_mm=mm,
@@ -366,11 +416,13 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
         leg_ptr=leg_ptr,
         leg_asset=asset,
         leg_call=call,
-        leg_sign=np.where(s.option_is_long[leg_order], 1.0, -1.0),
+        leg_sign=leg_ptr_sign,
         leg_size=s.option_size[leg_order],
         leg_strike=s.option_strike[leg_order],
         leg_iv=iv,
         leg_tau0=tau0,
-        leg_instrument=leg_instrument.reshape(-1).astype(np.int64),
+        leg_instrument=leg_instrument,
         inst_leg=inst_leg.astype(np.int64),
+        excess=_excess_matrix(s, opt, oc_ptr, oc_asset, oc_amount, leg_ptr, asset, leg_ptr_sign,
+                              s.option_size[leg_order], leg_instrument, mm, len(inst_leg)),
     )
