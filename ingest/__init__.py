@@ -16,5 +16,7 @@ from __future__ import annotations
 from graph.errors import IngestError
 from ingest.chain import ChainResult, ingest_chain
 from ingest.config import ChainConfig, load_chain_config
+from ingest.files import ingest_files, read_price_history
 
-__all__ = ["ChainConfig", "ChainResult", "IngestError", "ingest_chain", "load_chain_config"]
+__all__ = ["ChainConfig", "ChainResult", "IngestError", "ingest_chain", "ingest_files",
+           "load_chain_config", "read_price_history"]

@@ -214,7 +214,7 @@ def test_confirmations(chain: Chain, tmp_path: Path) -> None:
 
 def test_config_errors_name_the_key(chain: Chain, tmp_path: Path) -> None:
     path = write_config(chain, tmp_path, confirmations=-1)
-    with pytest.raises(IngestError, match=r"testchain.yaml: field 'confirmations': .*"
+    with pytest.raises(IngestError, match=r"testchain.yaml, field 'confirmations': .*"
                                           r"greater than or equal to 0 \(got -1\)"):
         load_chain_config(path)
     path = write_config(chain, tmp_path, lending=[{"pool": "0x1234"}])
