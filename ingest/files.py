@@ -53,6 +53,7 @@ __all__ = ["TABLE_FILES", "ingest_files", "read_options_chain", "read_price_hist
            "read_table_file"]
 
 Kind = Literal["str", "float", "int", "time"]
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,11 @@ TABLE_FILES: dict[str, tuple[_Col, ...]] = {
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def _py(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for messages)."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _fail(path: Path, row: int | str | None, field: str | None, message: str) -> IngestError:
@@ -226,16 +232,17 @@ def _convert(path: Path, c: _Col, values: pd.Series, arrow_type: pa.DataType
                 iso = pd.to_datetime(values.where(~numeric & ~empty), utc=True,
                                      format="ISO8601", errors="coerce")
                 ok = iso.notna().to_numpy()
-                parsed[ok] = iso[ok].astype("int64").to_numpy() / 1e9
+                parsed[ok] = ((iso[ok] - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy()
             bad = ~empty & parsed.isna().to_numpy()
         elif pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
-            parsed = pd.Series(pd.to_datetime(values, utc=True).astype("int64") / 1e9)
+            parsed = pd.Series((pd.to_datetime(values, utc=True) - _EPOCH)
+                               / pd.Timedelta(seconds=1))
             parsed[empty] = np.nan
             bad = np.zeros(len(values), dtype=bool)
         else:
             return values, 0, f"must be a time (got {arrow_type} values)"
         i = int(np.flatnonzero(bad)[0]) if bad.any() else None
-        return parsed, i, (f"must be ISO 8601 or Unix seconds (got {values.iloc[i]!r})"
+        return parsed, i, (f"must be ISO 8601 or Unix seconds (got {_py(values.iloc[i])!r})"
                            if i is not None else "")
     # numbers
     if is_str:
@@ -255,7 +262,7 @@ def _convert(path: Path, c: _Col, values: pd.Series, arrow_type: pa.DataType
         what = "an integer"
     bad |= ~empty & np.isinf(arr)
     i = int(np.flatnonzero(bad)[0]) if bad.any() else None
-    return pd.Series(arr), i, (f"must be {what} (got {values.iloc[i]!r})" if i is not None
+    return pd.Series(arr), i, (f"must be {what} (got {_py(values.iloc[i])!r})" if i is not None
                                else "")
 
 
@@ -296,7 +303,7 @@ def read_table_file(path: str | Path, kind: str) -> pd.DataFrame:
                     out_of |= (arr >= c.high) if c.high_open else (arr > c.high)
             if out_of.any():
                 i = int(np.flatnonzero(out_of)[0])
-                candidates.append((i, f"must be {c.range_text()} (got {arr[i]!r})"))
+                candidates.append((i, f"must be {c.range_text()} (got {float(arr[i])!r})"))
         if c.choices is not None:
             low = values.astype(object).map(lambda v: v.strip().lower() if isinstance(v, str)
                                             else v)
@@ -304,7 +311,7 @@ def read_table_file(path: str | Path, kind: str) -> pd.DataFrame:
             if wrong.any():
                 i = int(np.flatnonzero(wrong)[0])
                 candidates.append((i, f"must be one of {', '.join(c.choices)} "
-                                      f"(got {values.iloc[i]!r})"))
+                                      f"(got {_py(values.iloc[i])!r})"))
             values = low.astype(STR_DTYPE)
         for i, msg in candidates:
             if first is None or (i, order) < first[:2]:
@@ -326,7 +333,7 @@ def _unknown(path: Path, df: pd.DataFrame, column: str, known: Iterable[str], wh
     ok = col.isna().to_numpy() | col.isin(list(known)).to_numpy()
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        raise _fail(path, i + 1, column, f"unknown {what} {col.iloc[i]!r} (not in {where})")
+        raise _fail(path, i + 1, column, f"unknown {what} {_py(col.iloc[i])!r} (not in {where})")
 
 
 # --------------------------------------------------------------------------- sources
@@ -396,7 +403,7 @@ def _tables_source(files: Mapping[str, Path], prices: pd.DataFrame | None, as_of
         price = np.where(np.isnan(from_history), price, from_history)
     if np.isnan(price).any():
         i = int(np.flatnonzero(np.isnan(price))[0])
-        raise _fail(assets_path, i + 1, "price", f"asset {a['asset'].iloc[i]!r} has no price "
+        raise _fail(assets_path, i + 1, "price", f"asset {_py(a['asset'].iloc[i])!r} has no price "
                     "(give one here, or a close at or before the snapshot time in prices.csv)")
     out["assets"] = pd.DataFrame({
         "id": a["asset"], "symbol": a["symbol"].fillna(a["asset"]),
@@ -420,8 +427,8 @@ def _tables_source(files: Mapping[str, Path], prices: pd.DataFrame | None, as_of
     proto = m.groupby("pool", sort=False)["protocol"].transform("first")
     if (proto != m["protocol"]).any():
         i = int(np.flatnonzero((proto != m["protocol"]).to_numpy())[0])
-        raise _fail(mp, i + 1, "protocol", f"pool {m['pool'].iloc[i]!r} belongs to protocol "
-                    f"{proto.iloc[i]!r} in an earlier row (got {m['protocol'].iloc[i]!r})")
+        raise _fail(mp, i + 1, "protocol", f"pool {_py(m['pool'].iloc[i])!r} belongs to protocol "
+                    f"{_py(proto.iloc[i])!r} in an earlier row (got {_py(m['protocol'].iloc[i])!r})")
     risk = m[["ltv", "liquidation_threshold", "liquidation_bonus"]].notna()
     partial = (risk.any(axis=1) & ~risk.all(axis=1)).to_numpy()
     if partial.any():
@@ -433,14 +440,14 @@ def _tables_source(files: Mapping[str, Path], prices: pd.DataFrame | None, as_of
     if over.any():
         i = int(np.flatnonzero(over)[0])
         raise _fail(mp, i + 1, "ltv", f"must be <= liquidation_threshold "
-                    f"({m['liquidation_threshold'].iloc[i]!r}) (got {m['ltv'].iloc[i]!r})")
+                    f"({_py(m['liquidation_threshold'].iloc[i])!r}) (got {_py(m['ltv'].iloc[i])!r})")
     lent = m["supplied"].notna() | m["borrowed"].notna()
     supplied, borrowed = m["supplied"].fillna(0.0), m["borrowed"].fillna(0.0)
     over = (lent & (borrowed > supplied)).to_numpy()
     if over.any():
         i = int(np.flatnonzero(over)[0])
-        raise _fail(mp, i + 1, "borrowed", f"must be <= supplied ({supplied.iloc[i]!r}) "
-                    f"(got {borrowed.iloc[i]!r})")
+        raise _fail(mp, i + 1, "borrowed", f"must be <= supplied ({_py(supplied.iloc[i])!r}) "
+                    f"(got {_py(borrowed.iloc[i])!r})")
     protocols = m["protocol"].drop_duplicates()
     out["protocols"] = pd.DataFrame({"id": protocols, "name": protocols,
                                      "kind": ProtocolKind.LENDING.value, "close_factor": 0.5,
@@ -479,8 +486,8 @@ def _positions(path: Path, p: pd.DataFrame, assets: set[str], pools: set[str],
         bad = (amount > 0).to_numpy() & ~ok
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise _fail(path, i + 1, field, f"pool {p['pool'].iloc[i]!r} does not {verb} "
-                        f"(asset {p['asset'].iloc[i]!r} in {markets})")
+            raise _fail(path, i + 1, field, f"pool {_py(p['pool'].iloc[i])!r} does not {verb} "
+                        f"(asset {_py(p['asset'].iloc[i])!r} in {markets})")
     live = ((c > 0) | (d > 0)).to_numpy()
     pos_id = (p["pool"].astype(str) + "/" + p["account"].astype(str)).astype(STR_DTYPE)
     positions = pd.DataFrame({"id": pos_id, "account": p["account"], "pool": p["pool"]}
