@@ -427,8 +427,9 @@ def _tables_source(files: Mapping[str, Path], prices: pd.DataFrame | None, as_of
     proto = m.groupby("pool", sort=False)["protocol"].transform("first")
     if (proto != m["protocol"]).any():
         i = int(np.flatnonzero((proto != m["protocol"]).to_numpy())[0])
-        raise _fail(mp, i + 1, "protocol", f"pool {_py(m['pool'].iloc[i])!r} belongs to protocol "
-                    f"{_py(proto.iloc[i])!r} in an earlier row (got {_py(m['protocol'].iloc[i])!r})")
+        raise _fail(mp, i + 1, "protocol", f"pool {_py(m['pool'].iloc[i])!r} belongs to "
+                    f"protocol {_py(proto.iloc[i])!r} in an earlier row "
+                    f"(got {_py(m['protocol'].iloc[i])!r})")
     risk = m[["ltv", "liquidation_threshold", "liquidation_bonus"]].notna()
     partial = (risk.any(axis=1) & ~risk.all(axis=1)).to_numpy()
     if partial.any():
@@ -440,7 +441,8 @@ def _tables_source(files: Mapping[str, Path], prices: pd.DataFrame | None, as_of
     if over.any():
         i = int(np.flatnonzero(over)[0])
         raise _fail(mp, i + 1, "ltv", f"must be <= liquidation_threshold "
-                    f"({_py(m['liquidation_threshold'].iloc[i])!r}) (got {_py(m['ltv'].iloc[i])!r})")
+                    f"({_py(m['liquidation_threshold'].iloc[i])!r}) "
+                    f"(got {_py(m['ltv'].iloc[i])!r})")
     lent = m["supplied"].notna() | m["borrowed"].notna()
     supplied, borrowed = m["supplied"].fillna(0.0), m["borrowed"].fillna(0.0)
     over = (lent & (borrowed > supplied)).to_numpy()

@@ -16,7 +16,6 @@ from testchain import ROOT, Chain
 from graph.store import GraphStore, MemoryStore, open_store
 from ingest.checkpoint import Checkpoint
 
-
 NEO4J_URI = os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687")  # as tests/conftest.py
 
 

@@ -83,7 +83,8 @@ def test_parquet_tables_equal_csv_tables(tmp_path: Path) -> None:
                                                    check_manifest=False)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.floats(0, 1e12, allow_nan=False), st.floats(0, 1e9)),
                 min_size=1, max_size=20))
 def test_csv_round_trip_is_exact(tmp_path: Path, rows: list[tuple[float, float]]) -> None:
