@@ -380,6 +380,79 @@ def scenarios(
         t.add_row(sc.name, sc.kind, sc.description)
     out.print(t)
 
+# --------------------------------------------------------------------------- ingest
+
+ingest_app = typer.Typer(no_args_is_help=True,
+                         help="Ingest a source into a store: the chain (web3) or files.")
+app.add_typer(ingest_app, name="ingest")
+
+
+@ingest_app.command("chain")
+def ingest_chain_command(
+    config: Annotated[Path, typer.Option(help="YAML or TOML ingest config")],
+    store: StoreOpt,
+    rpc: Annotated[str | None, typer.Option(
+        help="JSON-RPC URL (default: 'rpc' in the config)")] = None,
+    block: Annotated[str | None, typer.Option(
+        help="block number or 'latest' (default: 'block' in the config)")] = None,
+) -> None:
+    """Read lending pools, pairs, feeds and tokens at a block into a store (incremental: the
+    event scan continues from the checkpoint; re-ingesting a block changes nothing)."""
+    from rich.progress import TaskID
+
+    from ingest import ingest_chain, load_chain_config
+
+    cfg = load_chain_config(config)
+    at: int | str | None = block
+    if block is not None and block != "latest":
+        if not block.isdigit():
+            raise ValueError(f"--block must be a block number or 'latest' (got {block!r})")
+        at = int(block)
+    with _progress() as p:
+        tasks: dict[str, TaskID] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = {"scan": "scanning blocks", "read": "reading state"}.get(stage, stage)
+                tasks[stage] = p.add_task(label, total=total)
+            p.update(tasks[stage], completed=done, total=total)
+
+        res = ingest_chain(cfg, rpc_url=rpc, block=at, progress=tick)
+        with open_store(store) as s:
+            summary = s.write_snapshot(res.snapshot,
+                                       progress=_writer(p, f"writing to {s.uri}"))
+    out.print(_summary_table(summary))
+    scanned = f"blocks {res.scanned[0]}-{res.scanned[1]} scanned" if res.scanned else \
+        "no new blocks to scan"
+    console.print(f"block {res.block}: {res.snapshot.num_rows('positions'):,} positions of "
+                  f"{res.users:,} known users; {scanned}; {res.retries} requests retried")
+
+
+@ingest_app.command("files")
+def ingest_files_command(
+    path: Annotated[Path, typer.Argument(help="snapshot directory, directory of input files, "
+                                              "or one file")],
+    store: StoreOpt,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="snapshot time, ISO 8601 (UTC if no zone)")] = None,
+    block: Annotated[int | None, typer.Option(help="block number to record")] = None,
+) -> None:
+    """Read files (tables, subgraph JSON, price history, options chain) into a store; the
+    store is untouched if any file is rejected."""
+    from datetime import UTC, datetime
+
+    from ingest import ingest_files
+
+    when = None
+    if as_of is not None:
+        when = datetime.fromisoformat(as_of)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    with console.status(f"reading {path}"):
+        snap = ingest_files(path, as_of=when, block=block)
+    with open_store(store) as s:
+        summary = _write(s, snap)
+    out.print(_summary_table(summary))
+
 
 def main() -> None:
     """Entry point of the ``contagion`` console script."""

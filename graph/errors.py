@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ContagionError",
+    "IngestError",
     "Problem",
     "SnapshotFormatError",
     "SnapshotValidationError",
@@ -50,3 +51,21 @@ class SnapshotFormatError(ContagionError, ValueError):
 
 class StoreError(ContagionError):
     """A graph store could not be opened, reached or written."""
+
+
+class IngestError(ContagionError, ValueError):
+    """A source could not be ingested: a rejected input file (naming the file, the 1-based data
+    row or JSON path, and the field), an unreachable or inconsistent chain, a bad ingest
+    configuration. Nothing is written to a store when it is raised."""
+
+    def __init__(self, message: str, *, source: str | None = None, row: int | str | None = None,
+                 field: str | None = None) -> None:
+        self.source, self.row, self.field = source, row, field
+        where = []
+        if source is not None:
+            where.append(source)
+        if row is not None:
+            where.append(f"row {row}" if isinstance(row, int) else str(row))
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(": ".join([", ".join(where), message]) if where else message)
