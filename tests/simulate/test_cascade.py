@@ -28,7 +28,7 @@ from simulate.cascade import (
     run_fast,
     run_reference,
 )
-from simulate.cascade.mechanics import impact, liquidation, margin_closeout
+from simulate.cascade.mechanics import backing, impact, liquidation, margin_closeout
 from simulate.cascade.metrics import summarize
 from simulate.cascade.run import RunResult, compare_runs, run_cascade
 from simulate.market import MarketModel, fit_market_model
@@ -429,3 +429,23 @@ def test_metrics_by_hand() -> None:
         {"path": ["Q", "P"], "count": 1, "probability": 0.25}]
     assert m["liquidated_by_round_usd"] == [1.0, 1.5]
     assert m["rounds_to_stability"]["histogram"] == [1, 1, 2]
+
+
+def test_backing_is_the_fixed_point_over_cross_deposits() -> None:
+    """A lost s = 52.73 beyond its reserve; C deposited 500 USD in A's pool, A 200 USD in C's.
+    With x = 1 - β_A, y = 1 - β_C: x = (s + 200·y) / L_A and y = 500·x / L_C, L_A = 1000 (A's
+    depositors), L_C = 200,000 (C's pool). So x = (s / 1000) / (1 - 200·500 / (1000·200,000))
+    = 0.052727 / 0.9995 and y = 500·x / 200,000. B, with no exposure, stays at 1."""
+    records = json.loads(json.dumps(CASCADE_RECORDS))
+    records["protocol_deposits"] = [
+        {"protocol": "C", "pool": "A:main", "amount_usd": 500.0},
+        {"protocol": "A", "pool": "C:eth-usdc", "amount_usd": 200.0}]
+    cs = compile_cascade(compile_system(Snapshot.from_records(records, MANIFEST)))
+    s = 780.0 - 800.0 / 1.1
+    beta = backing(cs, np.array([[s, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    x = (s / 1000.0) / (1.0 - 200.0 * 500.0 / (1000.0 * 200_000.0))
+    np.testing.assert_allclose(beta[0], [1.0 - x, 1.0, 1.0 - 500.0 * x / 200_000.0],
+                               rtol=1e-12)
+    np.testing.assert_array_equal(beta[1], [1.0, 1.0, 1.0])
+    # a shortfall above the liabilities is a full default, never a negative price
+    assert backing(cs, np.array([5000.0, 0.0, 0.0]))[0] == 0.0
