@@ -83,16 +83,22 @@ def _shard_sizes(spec: RunSpec) -> list[int]:
 
 
 def _shard(cs: CascadeSystem, spec: RunSpec, market: MarketModel | None, size: int,
-           seed: np.random.SeedSequence | None) -> PathResults:
-    """One shard: its draws, then the kernel. Pure function of its arguments."""
+           seed: np.random.SeedSequence | None,
+           progress: Callable[[int], None] | None = None) -> PathResults:
+    """One shard: its draws, then the kernel. Pure function of its arguments (``progress``
+    only reports)."""
     sc = spec.scenario
     if isinstance(sc, MonteCarloScenario):
         assert market is not None and seed is not None
         shocks = monte_carlo_shocks(sc, market, cs.arrays, spec.params, size, seed)
     else:
         shocks = fixed_shocks(sc, cs.arrays, spec.params)
-    kernel = run_fast if spec.kernel == "fast" else run_reference
-    return kernel(cs, shocks, spec.params)
+    if spec.kernel == "reference":
+        res = run_reference(cs, shocks, spec.params)
+        if progress is not None:
+            progress(shocks.num_paths)
+        return res
+    return run_fast(cs, shocks, spec.params, progress=progress)
 
 
 def _ray_shards(address: str, cs: CascadeSystem, spec: RunSpec, market: MarketModel | None,
@@ -219,8 +225,7 @@ def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
     else:
         parts = []
         for size, ss in zip(sizes, seeds, strict=True):
-            parts.append(_shard(cs, spec, market, size, ss))
-            tick(size)
+            parts.append(_shard(cs, spec, market, size, ss, tick))
     res = PathResults.concat(parts)
     seconds = (datetime.now(UTC) - start).total_seconds()
     a = cs.arrays
