@@ -12,7 +12,7 @@ The speed-up: both kernels on the same shocks for a size the reference can run
 (``--ref-positions``, ``--ref-paths``); their results must be equal.
 
     python bench/cascade.py [--positions 1000000] [--paths 10000] [--rounds 24]
-                            [--ref-positions 5000] [--ref-paths 50] [--seed 1] [--json]
+                            [--ref-positions 20000] [--ref-paths 30] [--seed 1] [--json]
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def main() -> None:
     ap.add_argument("--positions", type=int, default=1_000_000)
     ap.add_argument("--paths", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=24)
-    ap.add_argument("--ref-positions", type=int, default=5000)
-    ap.add_argument("--ref-paths", type=int, default=50)
+    ap.add_argument("--ref-positions", type=int, default=20_000)
+    ap.add_argument("--ref-paths", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
