@@ -10,6 +10,7 @@ __all__ = [
     "SnapshotFormatError",
     "SnapshotValidationError",
     "StoreError",
+    "StoreTimeout",
 ]
 
 
@@ -50,3 +51,7 @@ class SnapshotFormatError(ContagionError, ValueError):
 
 class StoreError(ContagionError):
     """A graph store could not be opened, reached or written."""
+
+
+class StoreTimeout(StoreError):
+    """A store query ran past its time limit and was abandoned."""
