@@ -1,0 +1,29 @@
+"""Fixtures of the API tests: servers over real stores (see ``tests/apiserver.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from apiserver import ApiServer, make_keys, open_backend, start_server
+from helpers import tiny_snapshot
+
+from api.keys import KeyStore
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyStore, dict[str, str]]:
+    return make_keys(tmp_path_factory.mktemp("keys") / "api-keys.json")
+
+
+@pytest.fixture(scope="module", params=["memory", "neo4j"])
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+        key_file: tuple[KeyStore, dict[str, str]]) -> Iterator[ApiServer]:
+    """A server with default settings over the tiny ecosystem, on each backend."""
+    if request.param == "neo4j":
+        request.getfixturevalue("neo4j_store")  # fails the test loudly if Neo4j is down
+    store = open_backend(request.param, tmp_path_factory.mktemp("api"), tiny_snapshot())
+    server = start_server(store, *key_file, request.param)
+    yield server
+    server.stop()
+    store.close()
