@@ -452,3 +452,19 @@ def test_backends_agree_on_batch_reads(neo4j_store: GraphStore, tmp_path) -> Non
     rels = ["COLLATERAL", "DEBT", "OPTION"]
     assert mem.relationships(positions, rels) == neo4j_store.relationships(positions, rels)
     neo4j_store.clear()
+
+
+def test_neo4j_read_timeout_stops_the_query_on_the_server(neo4j_store: GraphStore) -> None:
+    """A read that runs past ``query_timeout`` is stopped by the server and reported as a
+    StoreTimeout (here a 30-million-row count against a 10 ms limit)."""
+    from graph.errors import StoreTimeout
+    from graph.store.neo4j import Neo4jStore
+
+    assert isinstance(neo4j_store, Neo4jStore)
+    neo4j_store.query_timeout = 0.01
+    try:
+        with pytest.raises(StoreTimeout, match=r"query stopped by the server after its 0\.01 s "
+                                               r"timeout"):
+            neo4j_store._run("UNWIND range(1, 30000000) AS x RETURN count(x) AS c")
+    finally:
+        neo4j_store.query_timeout = None
