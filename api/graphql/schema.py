@@ -57,17 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", action="store_true", help="write the SDL to the file")
     group.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    parser.add_argument("--path", type=Path, default=SDL_PATH, help="the SDL file")
     args = parser.parse_args(argv)
+    path: Path = args.path
     sdl = schema_sdl()
     if args.write:
-        SDL_PATH.write_text(sdl, "utf-8")
-        print(f"wrote {SDL_PATH}")
+        path.write_text(sdl, "utf-8")
+        print(f"wrote {path}")
         return 0
-    if not SDL_PATH.exists() or SDL_PATH.read_text("utf-8") != sdl:
-        print(f"{SDL_PATH} differs from the schema in the code; run "
+    if not path.exists() or path.read_text("utf-8") != sdl:
+        print(f"{path} differs from the schema in the code; run "
               "`python -m api.graphql.schema --write`", file=sys.stderr)
         return 1
-    print(f"{SDL_PATH} is up to date")
+    print(f"{path} is up to date")
     return 0
 
 
