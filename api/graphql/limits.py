@@ -36,15 +36,18 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 
 from api.settings import ApiSettings
 
-__all__ = ["FIELD_WEIGHTS", "CostLimiter", "limit_extensions", "operation_cost"]
+__all__ = ["CACHE_SIZE", "FIELD_WEIGHTS", "CostLimiter", "limit_extensions", "operation_cost"]
 
 #: Extra cost of fields that walk the graph store rather than look nodes up.
 FIELD_WEIGHTS: dict[str, int] = {
@@ -149,11 +152,23 @@ class CostLimiter(SchemaExtension):
         yield
 
 
+#: documents whose parse and validation results are kept (least recently used go first)
+CACHE_SIZE = 512
+
+
 def limit_extensions(settings: ApiSettings) -> list[Callable[[], SchemaExtension]]:
-    """Factories of the limiting extensions (one fresh instance per request)."""
+    """Factories of the limiting extensions (one fresh instance per request).
+
+    The depth and alias rules are built once, so that a document validated before (same
+    text, same rules) is answered from strawberry's validation cache; parsing is cached too,
+    under the token limit.
+    """
+    rules = [*QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules]
     return [
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: ParserCache(maxsize=CACHE_SIZE),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=CACHE_SIZE),
         lambda: CostLimiter(settings.max_cost, settings.default_page_size),
     ]

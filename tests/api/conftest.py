@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from apiserver import ApiServer, make_keys, open_backend, start_server
+from apiserver import NEO4J_URI, ApiServer, make_keys, open_backend, start_server
 from helpers import tiny_snapshot
 
 from api.keys import KeyStore
+
+# Test modules here that write `from conftest import NEO4J_URI` get this module: the same
+# server address as tests/conftest.py's.
+__all__ = ["NEO4J_URI", "api", "key_file"]
 
 
 @pytest.fixture(scope="session")

@@ -111,7 +111,7 @@ def test_serve_answers_over_http_until_stopped(store_uri: str, tmp_path: Path) -
         assert httpx.post(url, json={"query": "{ me { id } }"}).status_code == 401
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     # uvicorn shuts down gracefully, then re-raises the signal it caught
     assert proc.returncode in (0, -signal.SIGTERM), err
     assert "Application shutdown complete." in err
