@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from graph.snapshot import Snapshot
 from graph.store import GraphStore, open_store
 
 __all__ = ["NEO4J_URI", "ROLES", "ApiServer", "Reply", "make_keys", "open_backend",
-           "start_server"]
+           "serve_backend", "start_server"]
 
 NEO4J_URI = os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687")
 
@@ -118,3 +119,18 @@ def open_backend(backend: str, tmp: Path, snapshot: Snapshot) -> GraphStore:
     store = open_store(uri)
     store.write_snapshot(snapshot)
     return store
+
+
+def serve_backend(request: Any, tmp: Any, key_file: tuple[KeyStore, dict[str, str]],
+                  snapshot: Snapshot, settings: ApiSettings | None = None
+                  ) -> Iterator[ApiServer]:
+    """The body of a module-scoped server fixture parametrised by backend (``request.param``
+    is "memory" or "neo4j"; a Neo4j one fails loudly through the ``neo4j_store`` fixture when
+    the server is down)."""
+    if request.param == "neo4j":
+        request.getfixturevalue("neo4j_store")
+    store = open_backend(request.param, tmp.mktemp(request.param), snapshot)
+    server = start_server(store, *key_file, request.param, settings)
+    yield server
+    server.stop()
+    store.close()

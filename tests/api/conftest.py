@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from apiserver import NEO4J_URI, ApiServer, make_keys, open_backend, start_server
+from apiserver import NEO4J_URI, ApiServer, make_keys, serve_backend
 from helpers import tiny_snapshot
 
 from api.keys import KeyStore
@@ -24,10 +24,4 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyStore, dict[s
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
         key_file: tuple[KeyStore, dict[str, str]]) -> Iterator[ApiServer]:
     """A server with default settings over the tiny ecosystem, on each backend."""
-    if request.param == "neo4j":
-        request.getfixturevalue("neo4j_store")  # fails the test loudly if Neo4j is down
-    store = open_backend(request.param, tmp_path_factory.mktemp("api"), tiny_snapshot())
-    server = start_server(store, *key_file, request.param)
-    yield server
-    server.stop()
-    store.close()
+    yield from serve_backend(request, tmp_path_factory, key_file, tiny_snapshot())

@@ -9,7 +9,7 @@ from typing import Any
 
 import graphql
 import pytest
-from apiserver import ApiServer, open_backend, start_server
+from apiserver import ApiServer, serve_backend
 from helpers import tiny_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -60,14 +60,8 @@ INVALID = (queries(SDL, custom_scalars=SCALARS, mode=Mode.NEGATIVE)
 @pytest.fixture(scope="module", params=["memory", "neo4j"])
 def fuzz(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
          key_file: tuple[KeyStore, dict[str, str]]) -> Iterator[ApiServer]:
-    if request.param == "neo4j":
-        request.getfixturevalue("neo4j_store")
-    store = open_backend(request.param, tmp_path_factory.mktemp("fuzz"), tiny_snapshot())
-    server = start_server(store, *key_file, request.param,
-                          ApiSettings(rate_limit=10_000, rate_burst=10_000))
-    yield server
-    server.stop()
-    store.close()
+    yield from serve_backend(request, tmp_path_factory, key_file, tiny_snapshot(),
+                             ApiSettings(rate_limit=10_000, rate_burst=10_000))
 
 
 @settings(max_examples=150, deadline=None,

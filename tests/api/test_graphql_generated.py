@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from apiserver import ApiServer, open_backend, start_server
+from apiserver import ApiServer, serve_backend
 
 from api.keys import KeyStore
 from api.settings import ApiSettings
@@ -41,25 +41,12 @@ def snapshot() -> Snapshot:
 @pytest.fixture(scope="module", params=["memory", "neo4j"])
 def big(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
         key_file: tuple[KeyStore, dict[str, str]], snapshot: Snapshot) -> Iterator[ApiServer]:
-    if request.param == "neo4j":
-        request.getfixturevalue("neo4j_store")
-    store = open_backend(request.param, tmp_path_factory.mktemp("big"), snapshot)
-    server = start_server(store, *key_file, request.param,
-                          ApiSettings(rate_limit=10_000, rate_burst=10_000))
-    yield server
-    server.stop()
-    store.close()
+    yield from serve_backend(request, tmp_path_factory, key_file, snapshot,
+                             ApiSettings(rate_limit=10_000, rate_burst=10_000))
 
 
 def _calls(r: Any) -> int:
     return int(r.body["extensions"]["storeCalls"])
-
-
-@pytest.mark.parametrize("n", [1, 2, 4])
-def test_a_page_of_positions_costs_seven_store_calls_tiny(api: ApiServer, n: int) -> None:
-    r = api.gql(PAGE, {"n": n})
-    assert len(r.data["positions"]["edges"]) == n
-    assert _calls(r) == 7
 
 
 @pytest.mark.parametrize("n", [1, 25, 100])

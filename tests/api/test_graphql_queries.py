@@ -308,3 +308,14 @@ def test_scenario_library(api: ApiServer) -> None:
 def test_me(api: ApiServer) -> None:
     assert api.gql("{ me { name role } }", role="analyst").data == {
         "me": {"name": "test analyst", "role": "ANALYST"}}
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_a_page_of_positions_costs_seven_store_calls(api: ApiServer, n: int) -> None:
+    """The DataLoader bound on the tiny ecosystem (tests/api/test_graphql_generated.py checks
+    it for pages of up to 100 positions)."""
+    from test_graphql_generated import PAGE
+
+    r = api.gql(PAGE, {"n": n})
+    assert len(r.data["positions"]["edges"]) == n
+    assert r.body["extensions"]["storeCalls"] == 7
