@@ -24,7 +24,7 @@ import logging
 import math
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,7 +43,7 @@ from api.gateway import StoreGateway
 from api.graphql.context import Context
 from api.graphql.loaders import Loaders
 from api.graphql.schema import build_schema
-from api.keys import ApiKey, KeyStore
+from api.keys import ApiKey, KeyFileError, KeyStore
 from api.ratelimit import RateLimiter
 from api.settings import ApiSettings
 from graph.store import GraphStore
@@ -70,7 +70,7 @@ class SecurityMiddleware:
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
 
     async def _refuse(self, send: Send, status: int, message: str, code: str, rid: str,
-                      headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+                      headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
         body = _error_body(message, code, rid)
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -89,7 +89,12 @@ class SecurityMiddleware:
         if scheme.lower() != "bearer" or not token.strip():
             return None, (f"the Authorization header must be 'Bearer <key>' (got a "
                           f"{scheme[:20]!r} header)")
-        key = self.keys.authenticate(token.strip())
+        try:
+            key = self.keys.authenticate(token.strip())
+        except KeyFileError as e:
+            # fail closed: no key is trusted while the key file cannot be read
+            log.error("API key file unreadable, refusing requests: %s", e)
+            raise
         if key is None:
             return None, "invalid API key (unknown, revoked or malformed)"
         return key, ""
@@ -102,7 +107,10 @@ class SecurityMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         if scope["type"] == "websocket":
-            key, _ = self._authenticate(scope)
+            try:
+                key, _ = self._authenticate(scope)
+            except KeyFileError:
+                key = None
             if key is None:
                 await send({"type": "websocket.close", "code": 4401})
                 return
@@ -134,7 +142,12 @@ class SecurityMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        key, problem = self._authenticate(scope)
+        try:
+            key, problem = self._authenticate(scope)
+        except KeyFileError:
+            await self._refuse(send, 503, "the server cannot read its API key file; try again "
+                                          "later", "UNAVAILABLE", rid)
+            return
         if key is None:
             await self._refuse(send, 401, problem, "UNAUTHENTICATED", rid,
                                [(b"www-authenticate", b'Bearer realm="contagion"')])

@@ -239,3 +239,21 @@ def test_cors(strict: ApiServer) -> None:
     r = c.post("/graphql", json={"query": "{ me { role } }"},
                headers={"origin": "https://evil.example", "authorization": f"Bearer {token}"})
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_an_unreadable_key_file_refuses_every_request(strict: ApiServer) -> None:
+    """Fail closed: while the key file cannot be read no key is trusted (503, logged), and
+    service resumes once it is readable again."""
+    path = strict.keys.path
+    good = path.read_bytes()
+    try:
+        path.write_text("{not json")
+        r = strict.gql("{ me { role } }", role="admin")
+        assert r.status == 503
+        assert r.error == ("the server cannot read its API key file; try again later",
+                           "UNAVAILABLE")
+    finally:
+        path.write_bytes(good)
+    _, token = strict.keys.create(f"after {strict.backend}", "viewer")
+    assert strict.gql("{ me { name } }", token=token).data == {
+        "me": {"name": f"after {strict.backend}"}}
