@@ -454,6 +454,113 @@ def ingest_files_command(
     out.print(_summary_table(summary))
 
 
+# -- GraphQL API: serve, apikey -----------------------------------------------------------------
+
+apikey_app = typer.Typer(no_args_is_help=True,
+                         help="Create, list and revoke API keys (the key file keeps digests).")
+app.add_typer(apikey_app, name="apikey")
+
+KeysOpt = Annotated[Path, typer.Option(
+    "--keys", envvar="CONTAGION_API_KEYS",
+    help="API key file (env CONTAGION_API_KEYS; default ./api-keys.json)")]
+_DEFAULT_KEYS = Path("api-keys.json")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[str, typer.Option(help="viewer (queries), analyst (+ scenario mutations) "
+                                           "or admin (+ key administration)")],
+    name: Annotated[str, typer.Option(help="who or what the key is for")] = "default",
+    keys: KeysOpt = _DEFAULT_KEYS,
+) -> None:
+    """Create a key and print it (on stdout, once: only its digest is stored)."""
+    from api.keys import KeyStore
+
+    key, token = KeyStore(keys).create(name, role)
+    console.print(f"created API key {key.id} ({key.role}) for {key.name!r} in {keys}; "
+                  "it is shown only now:")
+    out.print(token, highlight=False)
+
+
+@apikey_app.command("list")
+def apikey_list(keys: KeysOpt = _DEFAULT_KEYS,
+                as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
+                ) -> None:
+    """List the keys (id, name, role, creation time)."""
+    from api.keys import KeyStore
+
+    items = KeyStore(keys).list_keys()
+    if as_json:
+        out.print_json(json.dumps([{"id": k.id, "name": k.name, "role": str(k.role),
+                                    "created": k.created.isoformat()} for k in items]))
+        return
+    t = Table(title=f"API keys in {keys}", show_edge=False)
+    for c in ("id", "name", "role", "created"):
+        t.add_column(c)
+    for k in items:
+        t.add_row(k.id, k.name, str(k.role), k.created.isoformat())
+    out.print(t)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")],
+                  keys: KeysOpt = _DEFAULT_KEYS) -> None:
+    """Remove a key; a running server refuses it from its next request."""
+    from api.keys import KeyStore
+
+    key = KeyStore(keys).revoke(key_id)
+    console.print(f"revoked API key {key.id} ({key.role}, {key.name!r})")
+
+
+@app.command()
+def serve(
+    store: StoreOpt,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0: any free port)")] = 8000,
+    keys: KeysOpt = _DEFAULT_KEYS,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        help="an origin browsers may call from (repeatable; none by default)")] = None,
+    rate_limit: Annotated[float, typer.Option(help="requests/s per API key")] = 50.0,
+    rate_burst: Annotated[int, typer.Option(help="burst size per API key")] = 100,
+    store_timeout: Annotated[float, typer.Option(help="seconds one store query may take")
+                             ] = 5.0,
+    max_page_size: Annotated[int, typer.Option(help="cap on first/last")] = 100,
+    max_cost: Annotated[int, typer.Option(help="cap on an operation's cost")] = 5000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Serve the GraphQL API at http://HOST:PORT/graphql (API keys required)."""
+    import logging
+
+    from pydantic import ValidationError
+
+    from api.keys import KeyStore
+    from api.server import bind_socket, create_app, run_server
+    from api.settings import ApiSettings
+
+    flags = {"rate_limit": rate_limit, "rate_burst": rate_burst,
+             "store_timeout_s": store_timeout, "max_page_size": max_page_size,
+             "max_cost": max_cost, "cors_origins": tuple(cors_origin or ())}
+    try:
+        settings = ApiSettings.model_validate(flags)
+    except ValidationError as e:
+        err = e.errors()[0]
+        flag = "--" + str(err["loc"][0]).removesuffix("_s").replace("_", "-") if err["loc"] else ""
+        raise ValueError(f"{flag}: {err['msg'].lower()} (got {err.get('input')!r})") from None
+    key_store = KeyStore(keys)
+    if not key_store.list_keys():
+        raise ValueError(f"no API keys in {keys}: create one with `contagion apikey create "
+                         f"--role admin --keys {keys}`")
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = bind_socket(host, port)
+    with open_store(store) as s:
+        app_ = create_app(s, key_store, settings)
+        bound = sock.getsockname()[1]
+        console.print(f"serving http://{host}:{bound}/graphql (store {s.uri}, keys {keys})",
+                      highlight=False)
+        run_server(app_, sock, log_level=log_level)
+
+
 def main() -> None:
     """Entry point of the ``contagion`` console script."""
     try:

@@ -11,6 +11,7 @@ __all__ = [
     "SnapshotFormatError",
     "SnapshotValidationError",
     "StoreError",
+    "StoreTimeout",
 ]
 
 
@@ -69,3 +70,7 @@ class IngestError(ContagionError, ValueError):
         if field is not None:
             where.append(f"field '{field}'")
         super().__init__(": ".join([", ".join(where), message]) if where else message)
+
+
+class StoreTimeout(StoreError):
+    """A store query ran past its time limit and was abandoned."""

@@ -35,6 +35,7 @@ __all__ = [
     "TABLES",
     "Column",
     "TableSpec",
+    "rel_endpoints",
     "table_for_label",
 ]
 
@@ -325,3 +326,24 @@ def table_for_label(label: NodeLabel | str) -> TableSpec:
         if t.label == label:
             return t
     raise KeyError(f"no table for node label {label!r}")
+
+
+def rel_endpoints(rel: RelType | str) -> tuple[NodeLabel, NodeLabel]:
+    """The labels at the start and the end of every relationship of type ``rel``.
+
+    >>> rel_endpoints("OPERATES")
+    (<NodeLabel.PROTOCOL: 'Protocol'>, <NodeLabel.POOL: 'Pool'>)
+    """
+    for t in TABLES.values():
+        if t.label is not None:
+            for c in t.fk_columns():
+                if c.rel == rel:
+                    other = TABLES[str(c.ref)].label
+                    assert other is not None
+                    return (t.label, other) if c.rel_out else (other, t.label)
+        elif t.rel == rel:
+            src = TABLES[str(t.column(t.src).ref)].label
+            dst = TABLES[str(t.column(t.dst).ref)].label
+            assert src is not None and dst is not None
+            return src, dst
+    raise KeyError(f"no relationship type {rel!r} (expected one of {', '.join(RelType)})")

@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
 from graph.errors import ContagionError
 from graph.export import SystemArrays, compile_system
-from graph.schema import TABLES
+from graph.schema import TABLES, rel_endpoints, table_for_label
 from graph.snapshot import Snapshot
 from graph.store.diff import SnapshotDiff, diff_snapshots
 from graph.vocab import NodeLabel, RelType
 
 __all__ = [
+    "FILTERS_BY_LABEL",
+    "MAX_LIST_LIMIT",
     "MAX_PATH_HOPS",
     "ContagionPath",
     "GraphStore",
     "Neighbour",
+    "NodeFilter",
     "NodeNotFound",
+    "NodeRecord",
     "NodeView",
     "PositionHealth",
     "Progress",
@@ -39,6 +43,9 @@ Progress = Callable[[int, int], None]
 
 #: Upper bound on ``max_hops`` for path enumeration (paths grow exponentially with length).
 MAX_PATH_HOPS = 8
+
+#: Upper bound on ``limit`` of :meth:`GraphStore.list_nodes` (one page of a listing).
+MAX_LIST_LIMIT = 10_000
 
 
 class NodeNotFound(ContagionError, KeyError):
@@ -104,6 +111,60 @@ class PositionHealth:
 
 
 @dataclass(frozen=True)
+class NodeRecord:
+    """A node as its snapshot row: ``row`` maps every column of the node's table
+    (:mod:`graph.schema`) to its value, a foreign key to the referenced node's id, None where
+    null."""
+
+    label: str
+    row: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+
+@dataclass(frozen=True)
+class NodeFilter:
+    """Conditions on the nodes of a listing (:meth:`GraphStore.list_nodes`); every condition
+    given must hold, and each applies to the labels listed in :data:`FILTERS_BY_LABEL`.
+
+    - ``kind``: the node's ``kind`` (protocols, assets, pools, oracles, accounts);
+    - ``protocol``: a pool it operates, an asset it issues, a position in a pool it operates;
+    - ``pool``: a position in the pool, an oracle that reads it;
+    - ``account``: a position the account owns;
+    - ``asset``: a pool that accepts it as collateral or lends it, a position holding it as
+      collateral or owing it;
+    - ``min_health`` / ``max_health``: a position with ``min_health <= HF < max_health`` (the
+      health factor of :meth:`GraphStore.positions`; infinite without debt).
+    """
+
+    kind: str | None = None
+    protocol: str | None = None
+    pool: str | None = None
+    account: str | None = None
+    asset: str | None = None
+    min_health: float | None = None
+    max_health: float | None = None
+
+    def given(self) -> list[str]:
+        """Names of the conditions that are set."""
+        return [k for k, v in self.__dict__.items() if v is not None]
+
+
+#: Which :class:`NodeFilter` conditions apply to the nodes of each label.
+FILTERS_BY_LABEL: dict[str, frozenset[str]] = {
+    NodeLabel.PROTOCOL: frozenset({"kind"}),
+    NodeLabel.ASSET: frozenset({"kind", "protocol"}),
+    NodeLabel.POOL: frozenset({"kind", "protocol", "asset"}),
+    NodeLabel.ORACLE: frozenset({"kind", "pool"}),
+    NodeLabel.ACCOUNT: frozenset({"kind"}),
+    NodeLabel.POSITION: frozenset({"protocol", "pool", "account", "asset", "min_health",
+                                   "max_health"}),
+}
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """Counts per node label and per relationship type (every label and type, zeros too)."""
 
@@ -157,6 +218,58 @@ def in_health_range(hf: float, min_health: float | None, max_health: float | Non
 
 def health_factor(weighted_collateral: float, debt_value: float) -> float:
     return math.inf if debt_value <= 0 else weighted_collateral / debt_value
+
+
+def check_label(label: NodeLabel | str) -> NodeLabel:
+    try:
+        return NodeLabel(label)
+    except ValueError:
+        raise ValueError(f"'label' must be one of {', '.join(NodeLabel)} (got {label!r})"
+                         ) from None
+
+
+def check_listing(label: NodeLabel | str, where: NodeFilter | None, limit: int
+                  ) -> tuple[NodeLabel, NodeFilter]:
+    """Validate the arguments of :meth:`GraphStore.list_nodes`."""
+    lab = check_label(label)
+    where = where or NodeFilter()
+    allowed = FILTERS_BY_LABEL[lab]
+    for name in where.given():
+        if name not in allowed:
+            applies = sorted(str(k) for k, v in FILTERS_BY_LABEL.items() if name in v)
+            raise ValueError(f"filter '{name}' applies to {', '.join(applies)} "
+                             f"(got it for {lab})")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIST_LIMIT:
+        raise ValueError(f"'limit' must be an integer in [0, {MAX_LIST_LIMIT}] (got {limit!r})")
+    return lab, where
+
+
+def relationship_side(rels: tuple[RelType | str, ...], direction: str) -> NodeLabel:
+    """The label of the nodes whose ``direction`` relationships of types ``rels`` are asked
+    for (every type must have the same label at that end)."""
+    if direction not in ("out", "in"):
+        raise ValueError(f"'direction' must be 'out' or 'in' (got {direction!r})")
+    if not rels:
+        raise ValueError("'rels' must name at least one relationship type (got none)")
+    sides = set()
+    for r in rels:
+        try:
+            src, dst = rel_endpoints(RelType(r))
+        except ValueError:
+            raise ValueError(f"'rels' must be relationship types ({', '.join(RelType)}) "
+                             f"(got {r!r})") from None
+        sides.add(src if direction == "out" else dst)
+    if len(sides) > 1:
+        raise ValueError(f"'rels' must share the label at their {direction!r} end "
+                         f"(got {', '.join(sorted(sides))})")
+    return sides.pop()
+
+
+def record_from(label: str, props: dict[str, Any], fks: dict[str, Any]) -> NodeRecord:
+    """A :class:`NodeRecord` from stored properties and foreign-key ids."""
+    spec = table_for_label(label)
+    row = {c: (fks.get(c) if c in fks else props.get(c)) for c in spec.column_names}
+    return NodeRecord(label, row)
 
 
 class GraphStore(ABC):
@@ -243,6 +356,35 @@ class GraphStore(ABC):
     @abstractmethod
     def stats(self) -> StoreStats:
         """Counts per node label and relationship type."""
+
+    # -- batch reads (one query each, for API DataLoaders)
+    @abstractmethod
+    def nodes(self, ids: Sequence[str], *, label: NodeLabel | str | None = None
+              ) -> dict[str, NodeRecord]:
+        """The nodes among ``ids`` that exist (and have ``label``, when given), by id."""
+
+    @abstractmethod
+    def list_nodes(self, label: NodeLabel | str, *, where: NodeFilter | None = None,
+                   after: str | None = None, before: str | None = None, limit: int = 100,
+                   descending: bool = False) -> list[NodeRecord]:
+        """Nodes with ``label`` that match ``where``, with ``after < id < before`` (an open
+        end where None), ordered by id (descending if ``descending``), at most ``limit``.
+
+        Keyset pagination: the next page starts after the last id of this one.
+        """
+
+    @abstractmethod
+    def relationships(self, ids: Sequence[str], rels: Sequence[RelType | str],
+                      direction: str = "out") -> dict[str, list[Neighbour]]:
+        """The relationships of types ``rels`` leaving (``direction="out"``) or entering
+        (``"in"``) each node of ``ids``, ordered as in :class:`NodeView`; every id maps to a
+        list, empty for a node that has none or does not exist. All the types must have the
+        same label at that end (the label of the nodes asked about)."""
+
+    @abstractmethod
+    def health_factors(self, ids: Sequence[str]) -> dict[str, float]:
+        """The health factor of each position among ``ids`` (as :meth:`positions` computes
+        it); ids that are not positions are left out."""
 
     def export_arrays(self) -> SystemArrays:
         """The numeric form of the held snapshot, for the simulator and the GNN."""

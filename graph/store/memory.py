@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import zipfile
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import networkx as nx
 import pandas as pd
 
 from graph.errors import StoreError
-from graph.schema import NODE_TABLES, TABLES
+from graph.schema import NODE_TABLES, TABLES, table_for_label
 from graph.snapshot import Snapshot
 from graph.store.base import (
     ALL_LABELS,
@@ -28,14 +30,20 @@ from graph.store.base import (
     ContagionPath,
     GraphStore,
     Neighbour,
+    NodeFilter,
     NodeNotFound,
+    NodeRecord,
     NodeView,
     PositionHealth,
     StoreStats,
     Subgraph,
     check_hops,
+    check_label,
+    check_listing,
     health_factor,
     in_health_range,
+    record_from,
+    relationship_side,
     sort_key_hf,
 )
 from graph.store.diff import SnapshotDiff, diff_snapshots
@@ -45,6 +53,18 @@ from graph.vocab import DEPENDENCY_RELS, NodeLabel, RelType
 __all__ = ["MemoryStore"]
 
 _DEPENDENCY = {str(r) for r in DEPENDENCY_RELS}
+
+
+class _ReadIndex:
+    """What listings need and the graph does not index: sorted ids per label, and the health
+    factors of positions worked out so far. Valid until the next write."""
+
+    def __init__(self, graph: nx.MultiDiGraph) -> None:
+        by_label: dict[str, list[str]] = defaultdict(list)
+        for n, lab in graph.nodes(data="label"):
+            by_label[lab].append(n)
+        self.ids = {lab: sorted(v) for lab, v in by_label.items()}
+        self.health: dict[str, float] = {}
 
 
 class MemoryStore(GraphStore):
@@ -59,6 +79,8 @@ class MemoryStore(GraphStore):
         self.path = Path(path) if path is not None else None
         self.uri = f"memory:{self.path}" if self.path else "memory:"
         self.graph: nx.MultiDiGraph = nx.MultiDiGraph()
+        self._index: _ReadIndex | None = None
+        self._index_lock = threading.Lock()
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -111,6 +133,7 @@ class MemoryStore(GraphStore):
 
     def _apply_graph(self, diff: SnapshotDiff, tick: Callable[[int], None] = lambda n: None
                      ) -> None:
+        self._index = None
         g = self.graph
         for name, ch in diff.tables.items():
             spec = TABLES[name]
@@ -176,6 +199,7 @@ class MemoryStore(GraphStore):
                 tick(len(edges))
 
     def clear(self) -> None:
+        self._index = None
         self.graph = nx.MultiDiGraph()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
@@ -267,28 +291,37 @@ class MemoryStore(GraphStore):
             found.add(ContagionPath(tuple(reversed(nodes)), tuple(reversed(rels))))
         return sorted(found, key=lambda p: (p.hops, p.nodes, p.rels))[:limit]
 
+    def _pool_thresholds(self, pool_id: str) -> dict[str, float]:
+        return {v: d["liquidation_threshold"]
+                for _, v, d in self.graph.out_edges(pool_id, data=True)
+                if d["type"] == RelType.ACCEPTS_COLLATERAL}
+
+    def _health(self, pos: str, lt: dict[str, float]) -> float:
+        """HF of position ``pos`` given its pool's liquidation thresholds ``lt``."""
+        g = self.graph
+        weighted = debt = 0.0
+        for _, a, e in g.out_edges(pos, data=True):
+            if e["type"] == RelType.COLLATERAL:
+                weighted += e["amount"] * g.nodes[a]["price"] * lt.get(a, 0.0)
+            elif e["type"] == RelType.DEBT:
+                debt += e["amount"] * g.nodes[a]["price"]
+        return health_factor(weighted, debt)
+
     def positions(self, pool_id: str, *, min_health: float | None = None,
                   max_health: float | None = None) -> list[PositionHealth]:
         if self._label(pool_id) != NodeLabel.POOL:
             raise NodeNotFound(f"{pool_id!r} is not a pool")
         g = self.graph
-        lt = {v: d["liquidation_threshold"] for _, v, d in g.out_edges(pool_id, data=True)
-              if d["type"] == RelType.ACCEPTS_COLLATERAL}
+        lt = self._pool_thresholds(pool_id)
         out = []
         for pos, _, d in g.in_edges(pool_id, data=True):
             if d["type"] != RelType.IN:
                 continue
-            weighted = debt = 0.0
             account = ""
-            for _, a, e in g.out_edges(pos, data=True):
-                if e["type"] == RelType.COLLATERAL:
-                    weighted += e["amount"] * g.nodes[a]["price"] * lt.get(a, 0.0)
-                elif e["type"] == RelType.DEBT:
-                    debt += e["amount"] * g.nodes[a]["price"]
             for acc, _, e in g.in_edges(pos, data=True):
                 if e["type"] == RelType.OWNS:
                     account = acc
-            hf = health_factor(weighted, debt)
+            hf = self._health(pos, lt)
             if in_health_range(hf, min_health, max_health):
                 out.append(PositionHealth(pos, account, hf))
         return sorted(out, key=sort_key_hf)
@@ -301,3 +334,167 @@ class MemoryStore(GraphStore):
         for _, _, t in self.graph.edges(data="type"):
             rels[t] += 1
         return StoreStats(labels, rels)
+
+    # ------------------------------------------------------------------ batch reads
+    def _read_index(self) -> _ReadIndex:
+        index = self._index
+        if index is None:
+            with self._index_lock:
+                index = self._index
+                if index is None:
+                    index = self._index = _ReadIndex(self.graph)
+        return index
+
+    def _out(self, node: str, rel: str) -> str | None:
+        """The node at the end of ``node``'s one outgoing ``rel`` relationship, if any."""
+        return next((v for _, v, k in self.graph.out_edges(node, keys=True) if k == rel), None)
+
+    def _record(self, node: str) -> NodeRecord:
+        g = self.graph
+        attrs = g.nodes[node]
+        spec = table_for_label(attrs["label"])
+        fks: dict[str, str | None] = {}
+        for fk in spec.fk_columns():
+            rel = str(fk.rel)
+            edges = (((v, k) for _, v, k in g.out_edges(node, keys=True)) if fk.rel_out
+                     else ((u, k) for u, _, k in g.in_edges(node, keys=True)))
+            fks[fk.name] = next((other for other, k in edges if k == rel), None)
+        return record_from(attrs["label"], attrs, fks)
+
+    def _position_health(self, index: _ReadIndex, pos: str) -> float:
+        hf = index.health.get(pos)
+        if hf is None:
+            pool = self._out(pos, RelType.IN)
+            hf = index.health[pos] = self._health(
+                pos, self._pool_thresholds(pool) if pool is not None else {})
+        return hf
+
+    def nodes(self, ids: Sequence[str], *, label: NodeLabel | str | None = None
+              ) -> dict[str, NodeRecord]:
+        want = None if label is None else str(check_label(label))
+        g = self.graph
+        return {i: self._record(i) for i in dict.fromkeys(ids)
+                if i in g and (want is None or g.nodes[i]["label"] == want)}
+
+    def _sources(self, node: str, rels: Iterable[str]) -> set[str]:
+        g = self.graph
+        if node not in g:
+            return set()
+        keys = set(rels)
+        return {u for u, _, k in g.in_edges(node, keys=True) if k in keys}
+
+    def _targets(self, node: str, rels: Iterable[str]) -> set[str]:
+        g = self.graph
+        if node not in g:
+            return set()
+        keys = set(rels)
+        return {v for _, v, k in g.out_edges(node, keys=True) if k in keys}
+
+    def _candidates(self, label: NodeLabel, where: NodeFilter) -> set[str] | None:
+        """A superset of the matching nodes, from the relationships of a node a condition
+        names (None when no condition narrows the listing this way)."""
+        R = RelType
+        if label == NodeLabel.POSITION:
+            if where.pool is not None:
+                return self._sources(where.pool, [R.IN])
+            if where.account is not None:
+                return self._targets(where.account, [R.OWNS])
+            if where.protocol is not None:
+                return {p for pool in self._targets(where.protocol, [R.OPERATES])
+                        for p in self._sources(pool, [R.IN])}
+            if where.asset is not None:
+                return self._sources(where.asset, [R.COLLATERAL, R.DEBT])
+        elif label == NodeLabel.POOL:
+            if where.protocol is not None:
+                return self._targets(where.protocol, [R.OPERATES])
+            if where.asset is not None:
+                return self._sources(where.asset, [R.ACCEPTS_COLLATERAL, R.LENDS])
+        elif label == NodeLabel.ASSET and where.protocol is not None:
+            return self._sources(where.protocol, [R.ISSUED_BY])
+        elif label == NodeLabel.ORACLE and where.pool is not None:
+            return self._sources(where.pool, [R.READS])
+        return None
+
+    def _matches(self, index: _ReadIndex, label: NodeLabel, where: NodeFilter, node: str
+                 ) -> bool:
+        g, R = self.graph, RelType
+        if where.kind is not None and g.nodes[node].get("kind") != where.kind:
+            return False
+        if label == NodeLabel.POSITION:
+            pool = self._out(node, R.IN)
+            if where.pool is not None and pool != where.pool:
+                return False
+            if where.account is not None and not g.has_edge(where.account, node, R.OWNS):
+                return False
+            if where.protocol is not None and (
+                    pool is None or not g.has_edge(where.protocol, pool, R.OPERATES)):
+                return False
+            if where.asset is not None and not (g.has_edge(node, where.asset, R.COLLATERAL)
+                                                or g.has_edge(node, where.asset, R.DEBT)):
+                return False
+            if where.min_health is not None or where.max_health is not None:
+                return in_health_range(self._position_health(index, node), where.min_health,
+                                       where.max_health)
+        elif label == NodeLabel.POOL:
+            if where.protocol is not None and not g.has_edge(where.protocol, node, R.OPERATES):
+                return False
+            if where.asset is not None and not (
+                    g.has_edge(node, where.asset, R.ACCEPTS_COLLATERAL)
+                    or g.has_edge(node, where.asset, R.LENDS)):
+                return False
+        elif label == NodeLabel.ASSET:
+            if where.protocol is not None and not g.has_edge(node, where.protocol, R.ISSUED_BY):
+                return False
+        elif label == NodeLabel.ORACLE and where.pool is not None:
+            return bool(g.has_edge(node, where.pool, R.READS))
+        return True
+
+    def list_nodes(self, label: NodeLabel | str, *, where: NodeFilter | None = None,
+                   after: str | None = None, before: str | None = None, limit: int = 100,
+                   descending: bool = False) -> list[NodeRecord]:
+        lab, cond = check_listing(label, where, limit)
+        index = self._read_index()
+        candidates = self._candidates(lab, cond)
+        if candidates is None:
+            ids = index.ids.get(str(lab), [])
+        else:
+            ids = sorted(c for c in candidates if self.graph.nodes[c]["label"] == lab)
+        lo = 0 if after is None else bisect_right(ids, after)
+        hi = len(ids) if before is None else bisect_left(ids, before)
+        out: list[NodeRecord] = []
+        if limit == 0:
+            return out
+        for i in (range(hi - 1, lo - 1, -1) if descending else range(lo, hi)):
+            if self._matches(index, lab, cond, ids[i]):
+                out.append(self._record(ids[i]))
+                if len(out) == limit:
+                    break
+        return out
+
+    def relationships(self, ids: Sequence[str], rels: Sequence[RelType | str],
+                      direction: str = "out") -> dict[str, list[Neighbour]]:
+        relationship_side(tuple(rels), direction)
+        g = self.graph
+        types = {str(r) for r in rels}
+        out: dict[str, list[Neighbour]] = {}
+        for node in dict.fromkeys(ids):
+            found = []
+            if node in g:
+                edges = (((v, d) for _, v, d in g.out_edges(node, data=True)) if direction == "out"
+                         else ((u, d) for u, _, d in g.in_edges(node, data=True)))
+                for other, d in edges:
+                    if d["type"] in types:
+                        props = {k: x for k, x in d.items() if k != "type"}
+                        found.append((neighbour_order(d["type"], direction, other, props),
+                                      Neighbour(d["type"], direction, other,
+                                                g.nodes[other]["label"],
+                                                tuple(sorted(props.items())))))
+            found.sort(key=lambda x: x[0])
+            out[node] = [n for _, n in found]
+        return out
+
+    def health_factors(self, ids: Sequence[str]) -> dict[str, float]:
+        index = self._read_index()
+        g = self.graph
+        return {i: self._position_health(index, i) for i in dict.fromkeys(ids)
+                if i in g and g.nodes[i]["label"] == NodeLabel.POSITION}

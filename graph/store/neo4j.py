@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, LiteralString, cast
 
 import neo4j
 import pandas as pd
 from neo4j import GraphDatabase, ManagedTransaction
 
-from graph.errors import StoreError
-from graph.schema import NODE_TABLES, TABLES, TableSpec
+from graph.errors import StoreError, StoreTimeout
+from graph.schema import NODE_TABLES, TABLES, TableSpec, table_for_label
 from graph.snapshot import Manifest, Snapshot
 from graph.store.base import (
     ALL_LABELS,
@@ -29,14 +29,20 @@ from graph.store.base import (
     ContagionPath,
     GraphStore,
     Neighbour,
+    NodeFilter,
     NodeNotFound,
+    NodeRecord,
     NodeView,
     PositionHealth,
     StoreStats,
     Subgraph,
     check_hops,
+    check_label,
+    check_listing,
     health_factor,
     in_health_range,
+    record_from,
+    relationship_side,
     sort_key_hf,
 )
 from graph.store.diff import SnapshotDiff
@@ -73,6 +79,53 @@ def _columns(df: pd.DataFrame, columns: list[str]) -> dict[str, list[Any]]:
     return out
 
 
+def _record_return(label: str) -> str:
+    """Return items of a node ``n`` with ``label``: its label, properties and foreign keys."""
+    fks = []
+    for fk in table_for_label(label).fk_columns():
+        other = TABLES[str(fk.ref)].label
+        arrow = f"-[:{fk.rel}]->" if fk.rel_out else f"<-[:{fk.rel}]-"
+        fks.append(f"{fk.name}: COLLECT {{ MATCH (n){arrow}(m:{other}) RETURN m.id }}[0]")
+    return f"'{label}' AS label, properties(n) AS p, {{{', '.join(fks)}}} AS fk"
+
+
+#: weighted collateral ``w`` and debt value ``debt`` of a position ``n`` (HF = w / debt)
+_HEALTH = (f"CALL (n) {{ OPTIONAL MATCH (n)-[:{RelType.IN}]->(pool:Pool) "
+           f"OPTIONAL MATCH (n)-[c:{RelType.COLLATERAL}]->(x:Asset) "
+           f"OPTIONAL MATCH (pool)-[ac:{RelType.ACCEPTS_COLLATERAL}]->(x) "
+           "RETURN sum(c.amount * x.price * coalesce(ac.liquidation_threshold, 0.0)) AS w } "
+           f"CALL (n) {{ OPTIONAL MATCH (n)-[d:{RelType.DEBT}]->(y:Asset) "
+           "RETURN sum(d.amount * y.price) AS debt } ")
+
+#: Cypher of each listing condition, per label (values are the parameters of the same name)
+_CONDITIONS: dict[str, dict[str, str]] = {
+    NodeLabel.PROTOCOL: {"kind": "n.kind = $kind"},
+    NodeLabel.ASSET: {
+        "kind": "n.kind = $kind",
+        "protocol": f"EXISTS {{ (n)-[:{RelType.ISSUED_BY}]->(:Protocol {{id: $protocol}}) }}",
+    },
+    NodeLabel.POOL: {
+        "kind": "n.kind = $kind",
+        "protocol": f"EXISTS {{ (n)<-[:{RelType.OPERATES}]-(:Protocol {{id: $protocol}}) }}",
+        "asset": (f"EXISTS {{ (n)-[:{RelType.ACCEPTS_COLLATERAL}|{RelType.LENDS}]->"
+                  "(:Asset {id: $asset}) }"),
+    },
+    NodeLabel.ORACLE: {
+        "kind": "n.kind = $kind",
+        "pool": f"EXISTS {{ (n)-[:{RelType.READS}]->(:Pool {{id: $pool}}) }}",
+    },
+    NodeLabel.ACCOUNT: {"kind": "n.kind = $kind"},
+    NodeLabel.POSITION: {
+        "pool": f"EXISTS {{ (n)-[:{RelType.IN}]->(:Pool {{id: $pool}}) }}",
+        "account": f"EXISTS {{ (n)<-[:{RelType.OWNS}]-(:Account {{id: $account}}) }}",
+        "protocol": (f"EXISTS {{ (n)-[:{RelType.IN}]->(:Pool)<-[:{RelType.OPERATES}]-"
+                     "(:Protocol {id: $protocol}) }"),
+        "asset": (f"EXISTS {{ (n)-[:{RelType.COLLATERAL}|{RelType.DEBT}]->"
+                  "(:Asset {id: $asset}) }"),
+    },
+}
+
+
 def _unwind(first: str) -> str:
     return f"UNWIND range(0, size(${first}) - 1) AS i "
 
@@ -93,13 +146,15 @@ class Neo4jStore(GraphStore):
 
     def __init__(self, uri: str, *, auth: tuple[str, str] | None = None,
                  database: str | None = None, batch_size: int = 10_000,
-                 transaction_rows: int = 200_000) -> None:
+                 transaction_rows: int = 200_000, query_timeout: float | None = None) -> None:
         if auth is None and os.environ.get("NEO4J_USER"):
             auth = (os.environ["NEO4J_USER"], os.environ.get("NEO4J_PASSWORD", ""))
         self.uri = uri
         self.database = database
         self.batch_size = batch_size
         self.transaction_rows = transaction_rows
+        #: seconds a read query may run on the server before it is stopped (None: no limit)
+        self.query_timeout = query_timeout
         try:
             self._driver = GraphDatabase.driver(uri, auth=auth,
                                                 notifications_min_severity="OFF")
@@ -114,8 +169,16 @@ class Neo4jStore(GraphStore):
         return self._driver.session(database=self.database)
 
     def _run(self, query: str, **params: Any) -> list[dict[str, Any]]:
-        with self._session() as s:
-            return [r.data() for r in s.run(_q(query), params)]
+        timeout = self.query_timeout
+        q = neo4j.Query(_q(query), timeout=None if timeout is None else max(timeout, 0.001))
+        try:
+            with self._session() as s:
+                return [r.data() for r in s.run(q, params)]
+        except neo4j.exceptions.ClientError as e:
+            if "TransactionTimedOut" in (e.code or ""):
+                raise StoreTimeout(f"{self.uri}: query stopped by the server after its "
+                                   f"{timeout:g} s timeout") from e
+            raise
 
     def _ensure_schema(self) -> None:
         with self._session() as s:
@@ -374,3 +437,70 @@ class Neo4jStore(GraphStore):
         rels = {t: int(self._run(f"MATCH ()-[r:{t}]->() RETURN count(r) AS c")[0]["c"])
                 for t in ALL_RELS}
         return StoreStats(labels, rels)
+
+    # ------------------------------------------------------------------ batch reads
+    @staticmethod
+    def _records(rows: list[dict[str, Any]]) -> list[NodeRecord]:
+        return [record_from(r["label"], r["p"], r["fk"]) for r in rows]
+
+    def nodes(self, ids: Sequence[str], *, label: NodeLabel | str | None = None
+              ) -> dict[str, NodeRecord]:
+        labels = ALL_LABELS if label is None else [str(check_label(label))]
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        union = " UNION ALL ".join(f"UNWIND $ids AS id MATCH (n:{lab} {{id: id}}) "
+                                   f"RETURN {_record_return(lab)}" for lab in labels)
+        rows = self._run(f"CALL () {{ {union} }} RETURN label, p, fk", ids=ids)
+        found = {r.id: r for r in self._records(rows)}
+        return {i: found[i] for i in ids if i in found}
+
+    def list_nodes(self, label: NodeLabel | str, *, where: NodeFilter | None = None,
+                   after: str | None = None, before: str | None = None, limit: int = 100,
+                   descending: bool = False) -> list[NodeRecord]:
+        lab, cond = check_listing(label, where, limit)
+        if limit == 0:
+            return []
+        conditions = _CONDITIONS[lab]
+        parts = [conditions[k] for k in cond.given() if k in conditions]
+        if after is not None:
+            parts.append("n.id > $after")
+        if before is not None:
+            parts.append("n.id < $before")
+        q = f"MATCH (n:{lab}) " + (f"WHERE {' AND '.join(parts)} " if parts else "")
+        if cond.min_health is not None or cond.max_health is not None:
+            q += (_HEALTH + "WITH n, w, debt WHERE "
+                  "($max IS NULL OR (debt > 0 AND w / debt < $max)) AND "
+                  "($min IS NULL OR debt <= 0 OR w / debt >= $min) ")
+        q += (f"WITH n ORDER BY n.id {'DESC' if descending else 'ASC'} LIMIT $limit "
+              f"RETURN {_record_return(lab)}")
+        params = {k: v for k, v in cond.__dict__.items() if k in conditions}
+        rows = self._run(q, **params, min=cond.min_health, max=cond.max_health, after=after,
+                         before=before, limit=limit)
+        return sorted(self._records(rows), key=lambda r: r.id, reverse=descending)
+
+    def relationships(self, ids: Sequence[str], rels: Sequence[RelType | str],
+                      direction: str = "out") -> dict[str, list[Neighbour]]:
+        side = relationship_side(tuple(rels), direction)
+        ids = list(dict.fromkeys(ids))
+        types = "|".join(str(RelType(r)) for r in dict.fromkeys(rels))
+        arrow = f"-[r:{types}]->" if direction == "out" else f"<-[r:{types}]-"
+        found: dict[str, list[tuple[tuple[Any, ...], Neighbour]]] = {i: [] for i in ids}
+        if ids:
+            for r in self._run(f"UNWIND $ids AS id MATCH (n:{side} {{id: id}}){arrow}(m) "
+                               "RETURN id, type(r) AS rel, m.id AS other, "
+                               "labels(m)[0] AS label, properties(r) AS props", ids=ids):
+                found[r["id"]].append((
+                    neighbour_order(r["rel"], direction, r["other"], r["props"]),
+                    Neighbour(r["rel"], direction, r["other"], r["label"],
+                              tuple(sorted(r["props"].items())))))
+        return {i: [n for _, n in sorted(v, key=lambda x: x[0])] for i, v in found.items()}
+
+    def health_factors(self, ids: Sequence[str]) -> dict[str, float]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        rows = self._run("UNWIND $ids AS id MATCH (n:Position {id: id}) " + _HEALTH
+                         + "RETURN n.id AS id, w, debt", ids=ids)
+        hf = {r["id"]: health_factor(r["w"], r["debt"]) for r in rows}
+        return {i: hf[i] for i in ids if i in hf}

@@ -11,6 +11,7 @@ from simulate.scenarios.models import (
     ReplayVolatility,
     Scenario,
     ScenarioError,
+    ScenarioProblem,
     scenario_from_dict,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "ReplayVolatility",
     "Scenario",
     "ScenarioError",
+    "ScenarioProblem",
     "library_names",
     "list_scenarios",
     "load_scenario",

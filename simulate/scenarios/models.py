@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -50,14 +52,29 @@ __all__ = [
     "ReplayVolatility",
     "Scenario",
     "ScenarioError",
+    "ScenarioProblem",
     "scenario_from_dict",
 ]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
+@dataclass(frozen=True)
+class ScenarioProblem:
+    """One problem of a scenario spec: the field it concerns as a path into the spec
+    (``shocks.ETH``, ``path[2].date``; empty for the spec as a whole) and the message."""
+
+    field: str
+    message: str
+
+
 class ScenarioError(ContagionError, ValueError):
-    """A scenario spec that is malformed, invalid or not found."""
+    """A scenario spec that is malformed, invalid or not found; ``problems`` lists each
+    problem with its field."""
+
+    def __init__(self, message: str, problems: Sequence[ScenarioProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [ScenarioProblem("", message)]
 
 
 # --- shared checks -----------------------------------------------------------------------------
@@ -338,6 +355,25 @@ def _message(e: ErrorDetails) -> str:
     return f"{field}: {e['msg'].lower()} (got {got!r})"
 
 
+_SPEC_FIELDS = frozenset(f for m in (MonteCarloScenario, FixedShockScenario, HistoricalReplay)
+                         for f in m.model_fields)
+
+
+def _problem(e: ErrorDetails) -> ScenarioProblem:
+    """One pydantic error as a :class:`ScenarioProblem`: the field is the error's location,
+    or the longer path its message starts with (``shocks.ETH must be > -1``), or for a check
+    of the whole model the field its message names first (``end must be after start``)."""
+    message = _message(e)
+    loc = e["loc"][1:] if e["loc"] and e["loc"][0] in _KINDS else e["loc"]
+    field = _field(loc) if loc else ""
+    token = message.split(" ", 1)[0]
+    head = re.split(r"[.\[]", token, maxsplit=1)[0]
+    if (token.startswith(field) if field else head in _SPEC_FIELDS):
+        field = token if (not field or token[len(field):len(field) + 1] in ("", ".", "[")
+                          ) else field
+    return ScenarioProblem(field, message)
+
+
 def scenario_from_dict(data: Any, *, origin: str = "") -> (
         MonteCarloScenario | FixedShockScenario | HistoricalReplay):
     """Validate a mapping (parsed YAML or JSON) as a :data:`Scenario`.
@@ -356,5 +392,7 @@ def scenario_from_dict(data: Any, *, origin: str = "") -> (
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as err:
-        msgs = list(dict.fromkeys(_message(e) for e in err.errors()))
-        raise ScenarioError((f"{origin}: " if origin else "") + "; ".join(msgs)) from None
+        problems = list(dict.fromkeys(_problem(e) for e in err.errors()))
+        msgs = list(dict.fromkeys(p.message for p in problems))
+        raise ScenarioError((f"{origin}: " if origin else "") + "; ".join(msgs),
+                            problems) from None

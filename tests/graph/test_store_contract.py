@@ -15,7 +15,15 @@ from strategies import snapshots
 from graph.errors import StoreError
 from graph.export import compile_system
 from graph.snapshot import Snapshot
-from graph.store import ContagionPath, GraphStore, MemoryStore, NodeNotFound
+from graph.store import (
+    ContagionPath,
+    GraphStore,
+    MemoryStore,
+    Neighbour,
+    NodeFilter,
+    NodeNotFound,
+    NodeRecord,
+)
 from graph.vocab import NodeLabel, RelType
 
 
@@ -283,3 +291,180 @@ def test_backends_agree_on_a_generated_ecosystem(neo4j_store: GraphStore, tmp_pa
             assert mem.contagion_paths(asset, p, 4) == neo4j_store.contagion_paths(asset, p, 4)
         assert mem.node(asset, neighbour_limit=50) == neo4j_store.node(asset, neighbour_limit=50)
     neo4j_store.clear()
+
+
+# -- batch reads (used by the API's DataLoaders) --------------------------------------------------
+
+
+def test_nodes_by_ids(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    got = store.nodes(["stETH", "p2", "nope", "aave:main", "p2"])
+    assert list(got) == ["stETH", "p2", "aave:main"]
+    assert got["stETH"] == NodeRecord("Asset", {
+        "id": "stETH", "symbol": "stETH", "kind": "lst", "price": 1980.0, "decimals": 18,
+        "market_depth_usd": 5e6, "issuer": "lido", "pegged_to": "ETH",
+        "oracle": "oracle:stETH"})
+    assert got["p2"].row == {"id": "p2", "account": "bob", "pool": "aave:main"}
+    assert got["aave:main"].row == {"id": "aave:main", "protocol": "aave", "kind": "lending",
+                                    "fee": None, "amplification": None,
+                                    "maintenance_margin": None, "liquidation_penalty": None}
+    assert got["aave:main"].label == "Pool"
+    assert store.nodes(["ETH", "USDC", "stETH"])["USDC"].row["issuer"] is None
+    assert list(store.nodes(["p1", "aave:main", "ETH"], label="Pool")) == ["aave:main"]
+    assert store.nodes([]) == {}
+    with pytest.raises(ValueError, match=r"'label' must be one of Protocol, .* \(got 'Nope'\)"):
+        store.nodes(["p1"], label="Nope")
+
+
+def _ids(records: list[NodeRecord]) -> list[str]:
+    return [r.id for r in records]
+
+
+def test_list_nodes_filters(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    assert _ids(store.list_nodes("Protocol")) == ["aave", "curve", "deribit", "lido"]
+    assert _ids(store.list_nodes("Protocol", where=NodeFilter(kind="lst"))) == ["lido"]
+    assert _ids(store.list_nodes("Pool", where=NodeFilter(protocol="aave"))) == ["aave:main"]
+    assert _ids(store.list_nodes("Pool", where=NodeFilter(asset="ETH"))) == ["aave:main"]
+    assert _ids(store.list_nodes("Pool", where=NodeFilter(asset="USDC"))) == [
+        "aave:main", "deribit:margin"]
+    assert _ids(store.list_nodes("Asset", where=NodeFilter(protocol="lido"))) == ["stETH"]
+    assert _ids(store.list_nodes("Oracle", where=NodeFilter(pool="curve:steth-eth"))) == [
+        "oracle:stETH"]
+    assert _ids(store.list_nodes("Account", where=NodeFilter(kind="dealer"))) == ["carol"]
+    pos = store.list_nodes("Position", where=NodeFilter(account="carol"))
+    assert [r.row for r in pos] == [{"id": "p3", "account": "carol", "pool": "aave:main"},
+                                    {"id": "p4", "account": "carol", "pool": "deribit:margin"}]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(pool="aave:main"))) == [
+        "p1", "p2", "p3"]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(protocol="deribit"))) == ["p4"]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(asset="stETH"))) == ["p2"]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(asset="USDC"))) == [
+        "p1", "p2", "p4"]
+    # p1 1.65, p2 0.9717, p3 and p4 without debt (infinite)
+    assert _ids(store.list_nodes("Position", where=NodeFilter(max_health=1.0))) == ["p2"]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(max_health=1.65))) == ["p2"]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(min_health=1.65))) == [
+        "p1", "p3", "p4"]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(
+        min_health=1.0, max_health=2.0, account="alice"))) == ["p1"]
+    assert store.list_nodes("Position", where=NodeFilter(pool="nope")) == []
+
+
+def test_list_nodes_pages_by_id(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    assert _ids(store.list_nodes("Position", limit=2)) == ["p1", "p2"]
+    assert _ids(store.list_nodes("Position", after="p2", limit=2)) == ["p3", "p4"]
+    assert _ids(store.list_nodes("Position", after="p4", limit=2)) == []
+    assert _ids(store.list_nodes("Position", descending=True, limit=3)) == ["p4", "p3", "p2"]
+    assert _ids(store.list_nodes("Position", before="p3", descending=True, limit=5)) == [
+        "p2", "p1"]
+    assert _ids(store.list_nodes("Position", after="p1", before="p4")) == ["p2", "p3"]
+    # a cursor need not be an id that exists: ids order as strings
+    assert _ids(store.list_nodes("Position", after="p10", limit=1)) == ["p2"]
+    assert _ids(store.list_nodes("Position", where=NodeFilter(max_health=2.0), after="p1")
+                ) == ["p2"]
+    assert store.list_nodes("Position", limit=0) == []
+
+
+def test_list_nodes_rejects_bad_arguments(store: GraphStore) -> None:
+    with pytest.raises(ValueError, match=r"filter 'pool' applies to Oracle, Position "
+                                         r"\(got it for Protocol\)"):
+        store.list_nodes("Protocol", where=NodeFilter(pool="x"))
+    with pytest.raises(ValueError, match=r"filter 'kind' applies to Account, Asset, Oracle, "
+                                         r"Pool, Protocol \(got it for Position\)"):
+        store.list_nodes("Position", where=NodeFilter(kind="user"))
+    with pytest.raises(ValueError, match=r"'limit' must be an integer in \[0, 10000\] "
+                                         r"\(got 10001\)"):
+        store.list_nodes("Position", limit=10_001)
+
+
+def test_relationships_of_many_nodes(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    legs = store.relationships(["p4", "p2", "nope"], ["COLLATERAL", "DEBT", "OPTION"])
+    assert list(legs) == ["p4", "p2", "nope"]
+    assert [(n.rel, n.id, dict(n.properties).get("amount")) for n in legs["p2"]] == [
+        ("COLLATERAL", "ETH", 1.0), ("COLLATERAL", "stETH", 10.0), ("DEBT", "USDC", 18000.0)]
+    assert [(n.rel, dict(n.properties).get("kind")) for n in legs["p4"]] == [
+        ("COLLATERAL", None), ("OPTION", "call"), ("OPTION", "put")]
+    assert dict(legs["p4"][1].properties) == {"kind": "call", "side": "short", "strike": 2200.0,
+                                              "expiry": 1_696_118_400, "size": 5.0,
+                                              "implied_vol": 0.6}
+    assert legs["nope"] == []
+    terms = store.relationships(["aave:main"], ["ACCEPTS_COLLATERAL", "LENDS", "HOLDS"])
+    assert [(n.rel, n.id, n.label) for n in terms["aave:main"]] == [
+        ("ACCEPTS_COLLATERAL", "ETH", "Asset"), ("ACCEPTS_COLLATERAL", "stETH", "Asset"),
+        ("LENDS", "ETH", "Asset"), ("LENDS", "USDC", "Asset")]
+    assert dict(terms["aave:main"][1].properties) == {
+        "ltv": 0.7, "liquidation_threshold": 0.8, "liquidation_bonus": 0.07}
+    issued = store.relationships(["lido", "aave"], ["ISSUED_BY"], "in")
+    assert issued == {"lido": [Neighbour("ISSUED_BY", "in", "stETH", "Asset")], "aave": []}
+    with pytest.raises(ValueError, match=r"'rels' must share the label at their 'out' end "
+                                         r"\(got Pool, Position\)"):
+        store.relationships(["p1"], ["IN", "LENDS"])
+    with pytest.raises(ValueError, match=r"'direction' must be 'out' or 'in' \(got 'up'\)"):
+        store.relationships(["p1"], ["IN"], "up")
+    with pytest.raises(ValueError, match=r"'rels' must be relationship types .* \(got 'X'\)"):
+        store.relationships(["p1"], ["X"])
+
+
+def test_health_factors_of_many_positions(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    hf = store.health_factors(["p3", "p2", "p1", "aave:main", "nope"])
+    assert list(hf) == ["p3", "p2", "p1"]
+    assert hf["p1"] == pytest.approx(1.65, rel=1e-12)
+    assert hf["p2"] == pytest.approx(17490 / 18000, rel=1e-12)
+    assert math.isinf(hf["p3"])
+    assert store.health_factors([]) == {}
+
+
+def test_backends_agree_on_batch_reads(neo4j_store: GraphStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Listings, batch lookups and health factors agree between the backends and with the
+    compiled arrays on a generated ecosystem."""
+    from graph.export import health_factors
+    from graph.generate import generate_ecosystem
+
+    snap = generate_ecosystem(400, 11)
+    mem = MemoryStore(tmp_path / "m.zip")
+    neo4j_store.clear()
+    for s in (mem, neo4j_store):
+        s.write_snapshot(snap)
+    system = compile_system(snap)
+    want = dict(zip(system.position_ids, health_factors(system), strict=True))
+    below = sorted(p for p, h in want.items() if h < 1.2)
+    assert below  # the generator puts some positions near liquidation
+    for s in (mem, neo4j_store):
+        got = s.list_nodes("Position", where=NodeFilter(max_health=1.2), limit=10_000)
+        assert _ids(got) == below
+        hf = s.health_factors(list(want))
+        assert [hf[p] for p in want] == pytest.approx(list(want.values()), rel=1e-9)
+    pools = list(snap["pools"]["id"])
+    for where in (NodeFilter(), NodeFilter(kind="lending"), NodeFilter(protocol="aave-v3"),
+                  NodeFilter(asset="ETH")):
+        assert mem.list_nodes("Pool", where=where) == neo4j_store.list_nodes("Pool", where=where)
+    for pool in pools[:5]:
+        w = NodeFilter(pool=pool, min_health=1.0)
+        a, b = (s.list_nodes("Position", where=w, limit=7, after="pos:aave-v3:main:000100")
+                for s in (mem, neo4j_store))
+        assert a == b
+    positions = list(snap["positions"]["id"])[:60]
+    assert mem.nodes(positions + pools) == neo4j_store.nodes(positions + pools)
+    rels = ["COLLATERAL", "DEBT", "OPTION"]
+    assert mem.relationships(positions, rels) == neo4j_store.relationships(positions, rels)
+    neo4j_store.clear()
+
+
+def test_neo4j_read_timeout_stops_the_query_on_the_server(neo4j_store: GraphStore) -> None:
+    """A read that runs past ``query_timeout`` is stopped by the server and reported as a
+    StoreTimeout (here a 30-million-row count against a 10 ms limit)."""
+    from graph.errors import StoreTimeout
+    from graph.store.neo4j import Neo4jStore
+
+    assert isinstance(neo4j_store, Neo4jStore)
+    neo4j_store.query_timeout = 0.01
+    try:
+        with pytest.raises(StoreTimeout, match=r"query stopped by the server after its 0\.01 s "
+                                               r"timeout"):
+            neo4j_store._run("UNWIND range(1, 30000000) AS x RETURN count(x) AS c")
+    finally:
+        neo4j_store.query_timeout = None

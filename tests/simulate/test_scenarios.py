@@ -269,3 +269,37 @@ def test_cli_scenarios_list_and_show() -> None:
     assert scenario_from_dict(json.loads(r.stdout)) == load_scenario("may-june-2022")
     r = contagion("scenarios", "--show", "nope")
     assert r.returncode == 1 and r.stderr.startswith("error: unknown scenario 'nope'")
+
+
+def test_errors_list_each_problem_with_its_field() -> None:
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict({"kind": "fixed-shock", "name": "Bad Name", "shocks": {"ETH": -1.2},
+                            "foo": 1})
+    assert [(p.field, p.message) for p in info.value.problems] == [
+        ("name", "name must be lowercase letters, digits and '-' (got 'Bad Name')"),
+        ("shocks.ETH", "shocks.ETH must be > -1 (got -1.2)"),
+        ("foo", "foo is not a scenario field"),
+    ]
+    cases = [
+        ({"kind": "monte-carlo", "name": "x", "horizon_days": 1, "steps": 5, "paths": 3,
+          "seed": 1, "antithetic": True},
+         ("paths", "paths must be even when antithetic is true (got 3)")),
+        ({"kind": "fixed-shock", "name": "x"},
+         ("", "a fixed-shock scenario needs at least one of shocks, iv_multipliers, depegs")),
+        ({"name": "x"}, ("kind", "kind is required (one of monte-carlo, fixed-shock, "
+                                 "historical)")),
+        ({"kind": "historical", "name": "h", "start": "2022-01-01", "end": "2022-01-05",
+          "sources": {"a": "b"}, "shocks": {"ETH": {"value": -0.5, "peak": "2022-01-01",
+                                                    "trough": "2022-01-02", "source": "a"}},
+          "path": [{"date": "2022-01-09"}]},
+         ("path[0].date", "path[0].date must be within 2022-01-01 .. 2022-01-05 "
+                          "(got 2022-01-09)")),
+    ]
+    for spec, want in cases:
+        with pytest.raises(ScenarioError) as info:
+            scenario_from_dict(spec)
+        assert [(p.field, p.message) for p in info.value.problems] == [want]
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict([1])
+    assert [(p.field, p.message) for p in info.value.problems] == [
+        ("", "a scenario must be a mapping (got list)")]

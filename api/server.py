@@ -1,0 +1,242 @@
+"""The HTTP server: the GraphQL endpoint behind CORS, authentication, rate limiting and a
+body-size limit, on uvicorn.
+
+Requests pass, outermost first:
+
+1. CORS (starlette's ``CORSMiddleware``): browsers may call from ``ApiSettings.cors_origins``
+   only; preflight requests are answered here.
+2. :class:`SecurityMiddleware`: gives the request an id (``X-Request-ID`` on every response,
+   ``extensions.requestId`` in every result, and in every log line about it), refuses a body
+   over ``max_body_bytes`` (413), authenticates ``Authorization: Bearer <API key>`` (401) and
+   takes a token from the key's bucket (429 with ``Retry-After``).
+3. ``/graphql``: strawberry's ASGI app (POST only) with the request's :class:`Context`.
+   ``/healthz`` answers without authentication, for load balancers and compose.
+
+The store is opened once per server and shared by every request; store calls run on a
+thread pool of ``store_threads`` threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import socket
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from api.gateway import StoreGateway
+from api.graphql.context import Context
+from api.graphql.loaders import Loaders
+from api.graphql.schema import build_schema
+from api.keys import ApiKey, KeyFileError, KeyStore
+from api.ratelimit import RateLimiter
+from api.settings import ApiSettings
+from graph.store import GraphStore
+
+__all__ = ["SecurityMiddleware", "bind_socket", "create_app", "run_server"]
+
+log = logging.getLogger("contagion.api")
+
+_PUBLIC_PATHS = frozenset({"/healthz"})
+
+
+def _error_body(message: str, code: str, request_id: str) -> bytes:
+    return json.dumps({"errors": [{"message": message, "extensions": {
+        "code": code, "requestId": request_id}}]}).encode()
+
+
+class SecurityMiddleware:
+    """Request ids, body-size limit, API-key authentication and per-key rate limiting."""
+
+    def __init__(self, app: ASGIApp, keys: KeyStore, settings: ApiSettings) -> None:
+        self.app = app
+        self.keys = keys
+        self.settings = settings
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+
+    async def _refuse(self, send: Send, status: int, message: str, code: str, rid: str,
+                      headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        body = _error_body(message, code, rid)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()), *headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _authenticate(self, scope: Scope) -> tuple[ApiKey | None, str]:
+        header = ""
+        for k, v in scope.get("headers", ()):
+            if k == b"authorization":
+                header = v.decode("latin-1")
+                break
+        if not header:
+            return None, "missing API key: send the header 'Authorization: Bearer <key>'"
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, (f"the Authorization header must be 'Bearer <key>' (got a "
+                          f"{scheme[:20]!r} header)")
+        try:
+            key = self.keys.authenticate(token.strip())
+        except KeyFileError as e:
+            # fail closed: no key is trusted while the key file cannot be read
+            log.error("API key file unreadable, refusing requests: %s", e)
+            raise
+        if key is None:
+            return None, "invalid API key (unknown, revoked or malformed)"
+        return key, ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in _PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex[:16]
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        if scope["type"] == "websocket":
+            try:
+                key, _ = self._authenticate(scope)
+            except KeyFileError:
+                key = None
+            if key is None:
+                await send({"type": "websocket.close", "code": 4401})
+                return
+            state["principal"] = key
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        # the body, read up to the limit before anything else happens
+        limit = self.settings.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._refuse(send, 413, f"request body must be at most {limit} bytes "
+                                              f"(got more)", "BODY_TOO_LARGE", rid)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            key, problem = self._authenticate(scope)
+        except KeyFileError:
+            await self._refuse(send, 503, "the server cannot read its API key file; try again "
+                                          "later", "UNAVAILABLE", rid)
+            return
+        if key is None:
+            await self._refuse(send, 401, problem, "UNAUTHENTICATED", rid,
+                               [(b"www-authenticate", b'Bearer realm="contagion"')])
+            return
+        wait = self.limiter.acquire(key.id)
+        if wait > 0:
+            await self._refuse(send, 429, f"rate limit of {self.settings.rate_limit:g} "
+                                          f"requests/s (burst {self.settings.rate_burst}) "
+                                          f"exceeded for API key {key.id}; retry in "
+                                          f"{wait:.2f} s", "RATE_LIMITED", rid,
+                               [(b"retry-after", str(max(1, math.ceil(wait))).encode())])
+            return
+        state["principal"] = key
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send_with_id)
+
+
+class ContagionGraphQL(GraphQL[Context, None]):
+    """strawberry's ASGI view, with the request's :class:`Context`."""
+
+    def __init__(self, store: GraphStore, keys: KeyStore, settings: ApiSettings,
+                 executor: ThreadPoolExecutor) -> None:
+        super().__init__(build_schema(settings), graphql_ide=None, allow_queries_via_get=False,
+                         subscription_protocols=())
+        self.store, self.keys, self.settings, self.executor = store, keys, settings, executor
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        state = request.scope["state"]
+        gateway = StoreGateway(self.store, self.executor, self.settings.store_timeout_s)
+        return Context(request_id=state["request_id"], principal=state["principal"],
+                       gateway=gateway, loaders=Loaders(gateway), settings=self.settings,
+                       keys=self.keys)
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None = None
+               ) -> Starlette:
+    """The ASGI application serving ``store`` to the holders of ``keys``."""
+    settings = settings or ApiSettings()
+    from graph.store.neo4j import Neo4jStore
+
+    if isinstance(store, Neo4jStore):  # the server stops a read that runs past the limit too
+        store.query_timeout = settings.store_timeout_s
+    executor = ThreadPoolExecutor(settings.store_threads, thread_name_prefix="contagion-store")
+    graphql = ContagionGraphQL(store, keys, settings, executor)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    return Starlette(
+        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", _health)],
+        middleware=[
+            Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                       allow_methods=["POST"],
+                       allow_headers=["authorization", "content-type"],
+                       expose_headers=["x-request-id", "retry-after"], max_age=600),
+            Middleware(SecurityMiddleware, keys=keys, settings=settings),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free port the system picks)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
+    # without it a reply on a kept-alive connection waits out the client's delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def run_server(app: Starlette, sock: socket.socket, *, log_level: str = "info") -> None:
+    """Serve ``app`` on ``sock`` until interrupted."""
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])

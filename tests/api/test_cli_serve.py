@@ -1,0 +1,118 @@
+"""`contagion apikey` and `contagion serve`, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from apiserver import NEO4J_URI
+from helpers import tiny_snapshot
+
+from graph.store import GraphStore, MemoryStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def contagion(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+
+
+def test_apikey_create_list_revoke(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    r = contagion("apikey", "create", "--role", "analyst", "--name", "risk team", "--keys",
+                  str(keys))
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    assert token.startswith("ctg_") and len(token) == 56
+    key_id = token.split("_")[1]
+    assert r.stderr.strip() == (f"created API key {key_id} (analyst) for 'risk team' in {keys}; "
+                                "it is shown only now:")
+    stored = keys.read_text()
+    assert token.split("_", 2)[2] not in stored and '"sha256"' in stored
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    listed = json.loads(contagion("apikey", "list", "--keys", str(keys), "--json").stdout)
+    assert [(k["id"], k["name"], k["role"]) for k in listed] == [(key_id, "risk team",
+                                                                  "analyst")]
+    assert contagion("apikey", "revoke", key_id, "--keys", str(keys)).returncode == 0
+    assert json.loads(contagion("apikey", "list", "--keys", str(keys), "--json").stdout) == []
+
+
+def test_apikey_and_serve_errors_are_one_line(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    cases = [
+        (("apikey", "create", "--role", "boss", "--keys", str(keys)),
+         "error: role must be one of viewer, analyst, admin (got 'boss')"),
+        (("apikey", "revoke", "zzz", "--keys", str(keys)),
+         f"error: no key with id 'zzz' in {keys}"),
+        (("serve", "--store", "memory:", "--keys", str(keys)),
+         f"error: no API keys in {keys}: create one with `contagion apikey create --role admin "
+         f"--keys {keys}`"),
+        (("serve", "--store", "memory:", "--keys", str(keys), "--rate-limit", "0"),
+         "error: --rate-limit: input should be greater than 0 (got 0.0)"),
+    ]
+    for args, line in cases:
+        r = contagion(*args)
+        assert r.returncode == 1
+        assert r.stderr.strip().splitlines() == [line]
+
+
+@pytest.fixture(params=["memory", "neo4j"])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "memory":
+        path = tmp_path / "store.zip"
+        MemoryStore(path).write_snapshot(tiny_snapshot())
+        yield f"memory:{path}"
+    else:
+        neo: GraphStore = request.getfixturevalue("neo4j_store")
+        neo.clear()
+        neo.write_snapshot(tiny_snapshot())
+        yield NEO4J_URI
+
+
+def test_serve_answers_over_http_until_stopped(store_uri: str, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    token = contagion("apikey", "create", "--role", "viewer", "--keys", str(keys)).stdout.strip()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--store", store_uri, "--port", "0",
+         "--keys", str(keys)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 120
+        line = ""
+        while "serving http://" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "contagion serve exited"
+            assert time.monotonic() < deadline, "contagion serve did not start"
+        url = line.split()[1]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/graphql")
+        assert f"(store {store_uri}, keys {keys})" in line
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.post(url, json={"query": "{ positions(healthFactorBelow: 1.0) "
+                                                   "{ edges { node { id } } } }"},
+                               headers={"authorization": f"Bearer {token}"})
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert r.status_code == 200
+        assert r.json()["data"] == {"positions": {"edges": [{"node": {"id": "p2"}}]}}
+        assert httpx.post(url, json={"query": "{ me { id } }"}).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert "Application shutdown complete." in err
+    assert "Traceback" not in err
