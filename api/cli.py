@@ -157,7 +157,8 @@ def demo(
     positions: Annotated[int, typer.Option(help="positions in the sample ecosystem")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
 ) -> None:
-    """The main job on the embedded store: generate, load, count and summarise."""
+    """The main job on the embedded store: generate, load, summarise, and stress it with the
+    ``eth-35-steth-93`` scenario through the cascade."""
     from graph.generate import generate_ecosystem
 
     t0 = time.perf_counter()
@@ -170,8 +171,14 @@ def demo(
     out.print(_summary_table(summary))
     out.print(_stats_table(st))
     out.print(_ecosystem_summary(snap))
+    scenario = load_scenario("eth-35-steth-93")
+    with console.status(f"cascade: {scenario.name}"):
+        run = run_cascade(compile_system(snap), scenario,
+                          snapshot=snap.manifest.model_dump(mode="json"))
+    run_path = run.save(out_dir / f"{scenario.name}.json")
+    _print_run(run.metrics)
     out.print(f"snapshot: {out_dir / 'snapshot'}  store: memory:{out_dir / 'store.zip'}  "
-              f"({time.perf_counter() - t0:.1f} s)")
+              f"run: {run_path}  ({time.perf_counter() - t0:.1f} s)")
 
 
 def _backtest_table(res: BacktestResult, asset: str) -> Table:
@@ -271,6 +278,14 @@ def _failure_table(m: dict[str, Any]) -> Table:
     return t
 
 
+def _print_run(m: dict[str, Any]) -> None:
+    """The risk, failure and contagion-path tables of a run (wide enough off a terminal)."""
+    con = out if out.is_terminal else Console(width=132)
+    con.print(_risk_table(m))
+    con.print(_failure_table(m))
+    con.print(_paths_table(m))
+
+
 def _paths_table(m: dict[str, Any]) -> Table:
     t = Table(title="most frequent contagion paths (first failures, in order)",
               show_edge=False)
@@ -331,9 +346,7 @@ def simulate(
     if as_json:
         out.print_json(json.dumps(run.metrics))
         return
-    out.print(_risk_table(run.metrics))
-    out.print(_failure_table(run.metrics))
-    out.print(_paths_table(run.metrics))
+    _print_run(run.metrics)
 
 
 @app.command()
