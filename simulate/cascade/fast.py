@@ -107,8 +107,7 @@ class _Chunk:
         self.events: list[np.ndarray] = []  # (chunk path, position) of first liquidations
         self.pool_to_proto = np.zeros((cs.num_pools, cs.num_protocols))
         self.pool_to_proto[np.arange(cs.num_pools), cs.pool_protocol] = 1.0
-        c_empty = np.diff(cs.group_c_ptr) == 0
-        self.c_empty = c_empty
+        self.c_empty = np.diff(cs.group_c_ptr) == 0
         self.gc_starts = np.minimum(cs.group_c_ptr[:-1], max(len(cs.group_c_asset) - 1, 0))
         self.gd_starts = cs.group_d_ptr[:-1]
         self.leg_owner = np.repeat(np.arange(len(cs.opt_pos)), np.diff(cs.leg_ptr))
@@ -393,11 +392,11 @@ class _Chunk:
 
 def _severity(cs: CascadeSystem, shocks: Shocks) -> np.ndarray:
     """Exposure-weighted log price move at the last step (most negative = most severe)."""
-    owner_w = np.bincount(cs.c_asset, weights=cs.c_amount * cs.price0[cs.c_asset],
+    weight = np.bincount(cs.c_asset, weights=cs.c_amount * cs.price0[cs.c_asset],
+                         minlength=cs.num_assets)
+    weight += np.bincount(cs.leg_asset, weights=cs.leg_size * cs.price0[cs.leg_asset],
                           minlength=cs.num_assets)
-    owner_w += np.bincount(cs.leg_asset, weights=cs.leg_size * cs.price0[cs.leg_asset],
-                           minlength=cs.num_assets)
-    return np.log(shocks.price[:, -1, :]) @ owner_w
+    return np.log(shocks.price[:, -1, :]) @ weight
 
 
 def run_fast(cs: CascadeSystem, shocks: Shocks, params: CascadeParams, *,

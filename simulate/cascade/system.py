@@ -123,7 +123,6 @@ def _csr_rows(m: sparse.csr_array, rows: np.ndarray) -> tuple[np.ndarray, np.nda
                                                                np.ndarray]:
     """(indptr, indices, data) of the rows ``rows`` of ``m``."""
     sub = m[rows]
-    sub = sparse.csr_array(sub)
     sub.sort_indices()
     return (np.asarray(sub.indptr, dtype=np.int64), np.asarray(sub.indices, dtype=np.int64),
             np.asarray(sub.data, dtype=np.float64))
@@ -162,7 +161,6 @@ class CascadeSystem:
     d_ptr: np.ndarray
     d_asset: np.ndarray
     d_amount: np.ndarray
-    hf0: np.ndarray
     # the same entries padded to the widest position: [NL, kc] and [NL, kd] (amount 0 = none)
     cm_asset: np.ndarray
     cm_amount: np.ndarray
@@ -403,7 +401,6 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
         lend_pool=lend_pool,
         c_ptr=c_ptr, c_asset=c_asset, c_amount=c_amount, c_lt=c_lt, c_lb=c_lb,
         d_ptr=d_ptr, d_asset=d_asset, d_amount=d_amount,
-        hf0=hf0,
         cm_asset=cm_asset, cm_amount=cm_amount, cm_lt=cm_lt, cm_lb=cm_lb,
         dm_asset=dm_asset, dm_amount=dm_amount,
         lend_group=gid, order=order, keys=keys, group_start=group_start,
