@@ -1,4 +1,10 @@
 # The contagion API image: `docker compose up -d` runs it next to Neo4j (docker-compose.yml).
+# The explorer's graph library comes from npm in a build stage.
+FROM node:20-slim AS explorer
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -7,6 +13,7 @@ COPY ingest ingest
 COPY simulate simulate
 COPY gnn gnn
 COPY api api
+COPY --from=explorer /build/node_modules/cytoscape/dist/cytoscape.min.js api/explorer/vendor/
 RUN pip install --no-cache-dir . && useradd --create-home contagion
 USER contagion
 EXPOSE 8000

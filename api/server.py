@@ -11,6 +11,9 @@ Requests pass, outermost first:
    takes a token from the key's bucket (429 with ``Retry-After``).
 3. ``/graphql``: strawberry's ASGI app (POST only) with the request's :class:`Context`.
    ``/healthz`` answers without authentication, for load balancers and compose.
+4. ``/explore``: the graph explorer, a static page (no data in it, so no authentication)
+   that asks for an API key and then talks to ``/graphql`` like any other client. Its
+   front-end library is copied from ``node_modules`` by ``scripts/bootstrap``.
 
 The store is opened once per server and shared by every request; store calls run on a
 thread pool of ``store_threads`` threads.
@@ -26,6 +29,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -33,8 +37,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -53,6 +58,13 @@ __all__ = ["SecurityMiddleware", "bind_socket", "create_app", "run_server"]
 log = logging.getLogger("contagion.api")
 
 _PUBLIC_PATHS = frozenset({"/healthz"})
+_PUBLIC_PREFIXES = ("/explore",)
+EXPLORER_DIR = Path(__file__).resolve().parent / "explorer"
+_VENDOR = EXPLORER_DIR / "vendor" / "cytoscape.min.js"
+# the explorer loads only its own files and talks only to this server
+_EXPLORER_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                 "img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; "
+                 "form-action 'none'; frame-ancestors 'none'")
 
 
 def _error_body(message: str, code: str, request_id: str) -> bytes:
@@ -100,7 +112,8 @@ class SecurityMiddleware:
         return key, ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in _PUBLIC_PATHS:
+        if (scope["type"] not in ("http", "websocket") or scope["path"] in _PUBLIC_PATHS
+                or scope["path"].startswith(_PUBLIC_PREFIXES)):
             await self.app(scope, receive, send)
             return
         rid = uuid.uuid4().hex[:16]
@@ -194,6 +207,17 @@ async def _health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def _explore(request: Request) -> Response:
+    if not _VENDOR.exists():
+        return PlainTextResponse(f"the explorer is not built: {_VENDOR} is missing (run "
+                                 "scripts/bootstrap, which copies it from node_modules)",
+                                 status_code=503)
+    return FileResponse(EXPLORER_DIR / "index.html",
+                        headers={"content-security-policy": _EXPLORER_CSP,
+                                 "x-content-type-options": "nosniff",
+                                 "cache-control": "no-cache"})
+
+
 def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None = None
                ) -> Starlette:
     """The ASGI application serving ``store`` to the holders of ``keys``."""
@@ -211,7 +235,10 @@ def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None =
         executor.shutdown(wait=False, cancel_futures=True)
 
     return Starlette(
-        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", _health)],
+        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", _health),
+                Route("/explore", _explore, methods=["GET"]),
+                Mount("/explore/static", StaticFiles(directory=EXPLORER_DIR, check_dir=False),
+                      name="explorer")],
         middleware=[
             Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["POST"],

@@ -52,6 +52,7 @@ __all__ = ["CACHE_SIZE", "FIELD_WEIGHTS", "CostLimiter", "limit_extensions", "op
 #: Extra cost of fields that walk the graph store rather than look nodes up.
 FIELD_WEIGHTS: dict[str, int] = {
     "Query.dependencies": 20,
+    "Query.systemGraph": 50,
     "Query.contagionPaths": 50,
     "Query.stats": 10,
 }

@@ -319,3 +319,26 @@ def test_a_page_of_positions_costs_seven_store_calls(api: ApiServer, n: int) -> 
     r = api.gql(PAGE, {"n": n})
     assert len(r.data["positions"]["edges"]) == n
     assert r.body["extensions"]["storeCalls"] == 7
+
+
+def test_system_graph_is_the_union_of_every_protocols_dependencies(api: ApiServer) -> None:
+    d = api.gql("{ systemGraph { nodes { __typename id } relationships { source type target } "
+                "} }").data["systemGraph"]
+    q = ("query($p: ID!) { dependencies(protocol: $p, depth: 8) { nodes { id } "
+         "relationships { source type target } } }")
+    nodes: set[str] = set()
+    rels: list[dict[str, str]] = []
+    for p in ("aave", "curve", "deribit", "lido"):
+        sub = api.gql(q, {"p": p}).data["dependencies"]
+        nodes |= {n["id"] for n in sub["nodes"]}
+        rels += [r for r in sub["relationships"] if r not in rels]
+    assert [n["id"] for n in d["nodes"]] == sorted(nodes)
+    assert d["relationships"] == sorted(rels, key=lambda r: (r["source"], r["type"],
+                                                             r["target"]))
+    # every protocol, pool, asset and oracle of the tiny ecosystem, and nothing else
+    assert {(n["__typename"], n["id"]) for n in d["nodes"]} == {
+        ("Protocol", "aave"), ("Protocol", "curve"), ("Protocol", "deribit"),
+        ("Protocol", "lido"), ("Pool", "aave:main"), ("Pool", "curve:steth-eth"),
+        ("Pool", "deribit:margin"), ("Pool", "lido:staking"), ("Asset", "ETH"),
+        ("Asset", "USDC"), ("Asset", "stETH"), ("Oracle", "oracle:ETH"),
+        ("Oracle", "oracle:USDC"), ("Oracle", "oracle:stETH")}

@@ -21,10 +21,11 @@ from api.graphql.graph.types import (
     Position,
     Protocol,
     Relationship,
+    SystemGraph,
     node_from_record,
 )
 from api.graphql.pagination import Connection, paginate
-from graph.store import NodeFilter
+from graph.store import NodeFilter, Subgraph
 from graph.vocab import (
     AccountKind,
     AssetKind,
@@ -36,6 +37,11 @@ from graph.vocab import (
 )
 
 __all__ = ["GraphQueries"]
+
+
+def _relationships(sub: Subgraph) -> list[Relationship]:
+    return [Relationship(source=strawberry.ID(s), type=RelType(t), target=strawberry.ID(d))
+            for s, t, d in sub.relationships]
 
 First = Annotated[int | None, strawberry.argument(
     description="Page forward: at most this many nodes (default and cap: see the API docs).")]
@@ -137,11 +143,16 @@ class GraphQueries:
     async def dependencies(self, info: Info, protocol: strawberry.ID, depth: int = 2
                            ) -> DependencyGraph:
         sub = await info.context.gateway.dependencies(protocol, depth)
-        return DependencyGraph(
-            protocol=protocol, depth=depth, labels=sub.nodes,
-            relationships=[Relationship(source=strawberry.ID(s), type=RelType(t),
-                                        target=strawberry.ID(d))
-                           for s, t, d in sub.relationships])
+        return DependencyGraph(protocol=protocol, depth=depth, labels=sub.nodes,
+                               relationships=_relationships(sub))
+
+    @strawberry.field(description="The dependency layer of the whole system: every protocol, "
+                                  "pool, asset and oracle a protocol depends on, and the "
+                                  "dependency relationships between them (positions and "
+                                  "accounts aggregated away).")
+    async def system_graph(self, info: Info) -> SystemGraph:
+        sub = await info.context.gateway.system_graph()
+        return SystemGraph(labels=sub.nodes, relationships=_relationships(sub))
 
     @strawberry.field(description="Paths by which a shock at 'from' reaches 'to' within maxHops "
                                   "(1 to 8) relationships, shortest first; at most limit.")

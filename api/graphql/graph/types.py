@@ -390,14 +390,13 @@ class Relationship:
     target: strawberry.ID
 
 
-@strawberry.type(description="What a protocol depends on within depth hops.")
-class DependencyGraph:
-    protocol: strawberry.ID
-    depth: int
+@strawberry.type(description="Protocols, pools, assets and oracles and the dependency "
+                             "relationships between them.")
+class SystemGraph:
     labels: Private[dict[str, str]]
     relationships: list[Relationship]
 
-    @strawberry.field(description="The nodes reached, by id.")
+    @strawberry.field(description="The nodes, by id.")
     async def nodes(self, info: Info) -> list[Node]:
         by_label: dict[str, list[str]] = {}
         for node_id, label in self.labels.items():
@@ -406,6 +405,12 @@ class DependencyGraph:
                                         for lab, ids in by_label.items()))
         found = {r.id: r for records in loaded for r in records if r is not None}
         return [node_from_record(found[i]) for i in self.labels if i in found]
+
+
+@strawberry.type(description="What a protocol depends on within depth hops.")
+class DependencyGraph(SystemGraph):
+    protocol: strawberry.ID
+    depth: int
 
 
 @strawberry.type(description="How a shock at nodes[0] reaches the last node: each node "
