@@ -273,15 +273,16 @@ const explorer = (() => {
 
   async function showResult(runId) {
     const d = await gql(`query($id: ID!) { scenarioRun(id: $id) { id status error
-      metrics { badDebt { level var cvar } } } }`, { id: runId });
+      metrics { paths badDebt { tail { level var cvar } } } } }`, { id: runId });
     const run = d.scenarioRun;
     if (run.status !== "SUCCEEDED") {
       $("scenario-result").innerHTML = `<p class="error">run ${esc(run.id)}: ` +
         `${esc(run.status.toLowerCase())} ${esc(run.error || "")}</p>`;
       return;
     }
-    $("scenario-result").innerHTML = `<table id="run-metrics"><tr><th>level</th>` +
-      `<th>bad-debt VaR</th><th>CVaR</th></tr>` + run.metrics.badDebt.map((r) =>
+    $("scenario-result").innerHTML = `<p>run ${esc(run.id)}: ${run.metrics.paths} paths</p>` +
+      `<table id="run-metrics"><tr><th>level</th>` +
+      `<th>bad-debt VaR</th><th>CVaR</th></tr>` + run.metrics.badDebt.tail.map((r) =>
         `<tr><td>${Math.round(r.level * 100)}%</td><td class="num">$${fmt(r.var)}</td>` +
         `<td class="num">$${fmt(r.cvar)}</td></tr>`).join("") + "</table>";
   }
