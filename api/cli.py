@@ -550,6 +550,9 @@ def serve(
         help="scenario runs executing at once (each in a worker process)")] = 1,
     max_run_paths: Annotated[int, typer.Option(help="cap on a run's Monte Carlo paths")
                              ] = 100_000,
+    ingest_root: Annotated[Path | None, typer.Option(
+        help="directory the admin-only ingest mutation may read from (default: ingest "
+             "through the API is off)")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Serve the GraphQL API at http://HOST:PORT/graphql (API keys required; subscriptions
@@ -573,6 +576,7 @@ def serve(
              "max_cost": max_cost, "cors_origins": tuple(cors_origin or ()),
              "runs_dir": runs_dir, "history_days": history_days,
              "max_concurrent_runs": max_concurrent_runs, "max_run_paths": max_run_paths,
+             "ingest_root": ingest_root,
              "prices": tuple(_price_file(p) for p in prices or ())}
     try:
         settings = ApiSettings.model_validate(flags)

@@ -35,7 +35,9 @@ class ApiSettings(BaseModel):
       for;
     - ``prices``: ``(asset, file)`` daily price histories the market model of Monte Carlo runs
       is fitted on (the last ``history_days`` days); without them Monte Carlo scenarios are
-      refused.
+      refused;
+    - ``ingest_root``: the directory the admin-only ``ingest`` mutation may read files from
+      (None: ingest through the API is disabled).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,6 +60,7 @@ class ApiSettings(BaseModel):
     max_run_paths: int = Field(default=100_000, ge=1, le=100_000_000)
     prices: tuple[tuple[str, Path], ...] = ()
     history_days: int = Field(default=1460, ge=30)
+    ingest_root: Path | None = None
 
     @model_validator(mode="after")
     def _pages(self) -> ApiSettings:

@@ -58,6 +58,7 @@ FIELD_WEIGHTS: dict[str, int] = {
     "Query.compareRuns": 20,
     "Mutation.runScenario": 20,
     "Mutation.cancelScenario": 10,
+    "Mutation.ingest": 100,
 }
 
 _PAGE_ARGS = ("first", "last", "top")

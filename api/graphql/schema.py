@@ -14,6 +14,7 @@ from pathlib import Path
 import strawberry
 from strawberry.tools import merge_types
 
+from api.graphql.admin.mutations import AdminMutations
 from api.graphql.admin.queries import AdminQueries
 from api.graphql.errors import ContagionSchemaMixin, MaskInternalErrors, RequestInfo
 from api.graphql.graph.queries import GraphQueries
@@ -32,7 +33,7 @@ __all__ = ["SDL_PATH", "build_schema", "main", "schema_sdl"]
 SDL_PATH = Path(__file__).resolve().parents[1] / "schema.graphql"
 
 Query = merge_types("Query", (GraphQueries, ScenarioQueries, RunQueries, AdminQueries))
-Mutation = merge_types("Mutation", (ScenarioMutations, RunMutations))
+Mutation = merge_types("Mutation", (ScenarioMutations, RunMutations, AdminMutations))
 Subscription = merge_types("Subscription", (RunSubscriptions,))
 
 
