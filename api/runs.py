@@ -301,13 +301,13 @@ class RunManager:
             self._finish(rid, RunStatus.FAILED, "the server stopped before this run started",
                          error="the server stopped before this run started")
         for _, run in running:
-            run.cancel_requested = True
             self._stop(run.worker, grace=0.0)
         for rid, run in running:
             run.done.wait(5)
             if not run.done.is_set():
                 self._finish(rid, RunStatus.FAILED, "the server stopped during this run",
-                             error="the server stopped during this run")
+                             error="the server stopped during this run; launch it again "
+                                   "(same spec and seed: same numbers)")
         for worker in idle:
             self._retire(worker)
 
@@ -446,7 +446,8 @@ class RunManager:
             if outcome is not None and outcome[0] == "succeeded":
                 self._finish(rid, RunStatus.SUCCEEDED, "succeeded", progress=1.0,
                              result=_RESULT, seconds=float(outcome[1]))
-            elif run.cancel_requested or (outcome is not None and outcome[0] == "cancelled"):
+            elif (outcome is not None and outcome[0] == "cancelled") or (
+                    run.cancel_requested and outcome is None):
                 self._finish(rid, RunStatus.CANCELLED, "cancelled",
                              error="cancelled by request")
             elif outcome is not None and outcome[0] == "failed":
@@ -456,6 +457,10 @@ class RunManager:
                     message = (f"internal error in the run's worker (run {rid}); the server "
                                "log has the details")
                 self._finish(rid, RunStatus.FAILED, "failed", error=message)
+            elif self._closed:
+                self._finish(rid, RunStatus.FAILED, "the server stopped during this run",
+                             error="the server stopped during this run; launch it again "
+                                   "(same spec and seed: same numbers)")
             else:
                 self._finish(rid, RunStatus.FAILED, "failed",
                              error=f"the run's worker process exited unexpectedly (exit code "
@@ -535,7 +540,8 @@ class RunManager:
         if not await asyncio.to_thread(run.done.wait, self.cancel_grace_s):
             await asyncio.to_thread(self._stop, run.worker, 0.0)
             await asyncio.to_thread(run.done.wait, 10.0)
-        return self.require(rid), True
+        rec = self.require(rid)  # it may have finished another way meanwhile
+        return rec, rec.status == RunStatus.CANCELLED
 
     async def watch(self, rid: str) -> AsyncIterator[RunRecord]:
         """The record of run ``rid`` now and at each change, until it has finished."""

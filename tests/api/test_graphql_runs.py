@@ -440,7 +440,8 @@ def test_a_restarted_server_lists_the_runs(runs_api: ApiServer, tmp_path: Path) 
         "finished": None, "result": None, "message": "simulating"})
     (runs_api.runs.runs_dir / orphan.id).mkdir()
     (runs_api.runs.runs_dir / orphan.id / "run.json").write_text(orphan.model_dump_json())
-    settings = ApiSettings(runs_dir=runs_api.runs.runs_dir, prices=PRICES)
+    settings = ApiSettings(runs_dir=runs_api.runs.runs_dir, prices=PRICES, rate_limit=10_000,
+                           rate_burst=10_000)
     second = start_server(runs_api.store, runs_api.keys, runs_api.tokens, runs_api.backend,
                           settings)
     try:
@@ -455,5 +456,13 @@ def test_a_restarted_server_lists_the_runs(runs_api: ApiServer, tmp_path: Path) 
             "{ scenarioRuns(first: 100) { edges { node { id } } } }").data[
             "scenarioRuns"]["edges"]]
         assert ids == [r.id for r in runs_api.runs.list()] + [orphan.id]
+        # a run the server is executing when it stops: failed, saying so
+        busy = launch(second, {"scenario": {"library": "gjr-tcopula-1d"}, "paths": 90_000})
+        wait(second, busy["id"], until=frozenset({"RUNNING"}))
     finally:
         second.stop()
+    record = RunRecord.model_validate_json(
+        (runs_api.runs.runs_dir / busy["id"] / "run.json").read_text())
+    assert (record.status, record.message, record.error) == (
+        RunStatus.FAILED, "the server stopped during this run", "the server stopped during "
+        "this run; launch it again (same spec and seed: same numbers)")
