@@ -539,9 +539,24 @@ def serve(
                              ] = 5.0,
     max_page_size: Annotated[int, typer.Option(help="cap on first/last")] = 100,
     max_cost: Annotated[int, typer.Option(help="cap on an operation's cost")] = 5000,
+    runs_dir: Annotated[Path, typer.Option(
+        help="where scenario runs launched through the API are kept")] = Path("contagion-runs"),
+    prices: Annotated[list[str] | None, typer.Option(
+        help="ASSET=FILE price history for the market model of Monte Carlo runs (repeat per "
+             "asset; without any, Monte Carlo scenarios are refused)")] = None,
+    history_days: Annotated[int, typer.Option(help="fit on the last N days of history")
+                            ] = 1460,
+    max_concurrent_runs: Annotated[int, typer.Option(
+        help="scenario runs executing at once (each in a worker process)")] = 1,
+    max_run_paths: Annotated[int, typer.Option(help="cap on a run's Monte Carlo paths")
+                             ] = 100_000,
+    ingest_root: Annotated[Path | None, typer.Option(
+        help="directory the admin-only ingest mutation may read from (default: ingest "
+             "through the API is off)")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
-    """Serve the GraphQL API at http://HOST:PORT/graphql (API keys required)."""
+    """Serve the GraphQL API at http://HOST:PORT/graphql (API keys required; subscriptions
+    over websockets at ws://HOST:PORT/graphql)."""
     import logging
 
     from pydantic import ValidationError
@@ -550,14 +565,26 @@ def serve(
     from api.server import bind_socket, create_app, run_server
     from api.settings import ApiSettings
 
+    def _price_file(item: str) -> tuple[str, Path]:
+        asset, sep, file = item.partition("=")
+        if not sep or not asset or not file:
+            raise ValueError(f"--prices must look like ASSET=FILE (got {item!r})")
+        return asset, Path(file)
+
     flags = {"rate_limit": rate_limit, "rate_burst": rate_burst,
              "store_timeout_s": store_timeout, "max_page_size": max_page_size,
-             "max_cost": max_cost, "cors_origins": tuple(cors_origin or ())}
+             "max_cost": max_cost, "cors_origins": tuple(cors_origin or ()),
+             "runs_dir": runs_dir, "history_days": history_days,
+             "max_concurrent_runs": max_concurrent_runs, "max_run_paths": max_run_paths,
+             "ingest_root": ingest_root,
+             "prices": tuple(_price_file(p) for p in prices or ())}
     try:
         settings = ApiSettings.model_validate(flags)
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + str(err["loc"][0]).removesuffix("_s").replace("_", "-") if err["loc"] else ""
+        if not err["loc"]:  # a check of the whole: its message names the setting
+            raise ValueError(f"--{err['msg'].removeprefix('Value error, ')}") from None
         raise ValueError(f"{flag}: {err['msg'].lower()} (got {err.get('input')!r})") from None
     key_store = KeyStore(keys)
     if not key_store.list_keys():
@@ -569,6 +596,10 @@ def serve(
     with open_store(store) as s:
         app_ = create_app(s, key_store, settings)
         bound = sock.getsockname()[1]
+        assets = ", ".join(a for a, _ in settings.prices)
+        console.print(f"scenario runs in {settings.runs_dir} (at most "
+                      f"{settings.max_concurrent_runs} at once; Monte Carlo "
+                      f"{'on ' + assets if assets else 'off: no --prices'})", highlight=False)
         console.print(f"serving http://{host}:{bound}/graphql (store {s.uri}, keys {keys})",
                       highlight=False)
         run_server(app_, sock, log_level=log_level)

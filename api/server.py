@@ -15,12 +15,22 @@ Requests pass, outermost first:
    that asks for an API key and then talks to ``/graphql`` like any other client. Its
    front-end library is copied from ``node_modules`` by ``scripts/bootstrap``.
 
+Websockets (``/graphql``, protocol ``graphql-transport-ws``, for subscriptions): browsers
+cannot set headers on a websocket, so the API key may come in the ``connection_init``
+payload, ``{"authorization": "Bearer <key>"}``, as well as in the handshake's
+``Authorization`` header. A handshake with a bad header is refused (HTTP 403); a connection
+whose ``connection_init`` carries no valid key is closed with 4403 (and one that subscribes
+before ``connection_init`` with 4401, by the protocol). Opening a connection takes a token
+from the key's rate-limit bucket.
+
 The store is opened once per server and shared by every request; store calls run on a
-thread pool of ``store_threads`` threads.
+thread pool of ``store_threads`` threads. Scenario runs are executed by the server's
+:class:`~api.runs.RunManager` in worker processes, one manager per server process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -30,7 +40,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from starlette.applications import Starlette
@@ -38,11 +48,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.gateway import StoreGateway
 from api.graphql.context import Context
@@ -50,10 +62,11 @@ from api.graphql.loaders import Loaders
 from api.graphql.schema import build_schema
 from api.keys import ApiKey, KeyFileError, KeyStore
 from api.ratelimit import RateLimiter
+from api.runs import RunManager
 from api.settings import ApiSettings
 from graph.store import GraphStore
 
-__all__ = ["SecurityMiddleware", "bind_socket", "create_app", "run_server"]
+__all__ = ["SecurityMiddleware", "bind_socket", "create_app", "key_of", "run_server"]
 
 log = logging.getLogger("contagion.api")
 
@@ -72,14 +85,35 @@ def _error_body(message: str, code: str, request_id: str) -> bytes:
         "code": code, "requestId": request_id}}]}).encode()
 
 
+def key_of(keys: KeyStore, header: str) -> tuple[ApiKey | None, str]:
+    """The key an ``Authorization`` value names, or None and why not (raises
+    :class:`KeyFileError` when the key file cannot be read)."""
+    if not header:
+        return None, "missing API key: send the header 'Authorization: Bearer <key>'"
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, (f"the Authorization header must be 'Bearer <key>' (got a "
+                      f"{scheme[:20]!r} header)")
+    try:
+        key = keys.authenticate(token.strip())
+    except KeyFileError as e:
+        # fail closed: no key is trusted while the key file cannot be read
+        log.error("API key file unreadable, refusing requests: %s", e)
+        raise
+    if key is None:
+        return None, "invalid API key (unknown, revoked or malformed)"
+    return key, ""
+
+
 class SecurityMiddleware:
     """Request ids, body-size limit, API-key authentication and per-key rate limiting."""
 
-    def __init__(self, app: ASGIApp, keys: KeyStore, settings: ApiSettings) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyStore, settings: ApiSettings,
+                 limiter: RateLimiter) -> None:
         self.app = app
         self.keys = keys
         self.settings = settings
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        self.limiter = limiter
 
     async def _refuse(self, send: Send, status: int, message: str, code: str, rid: str,
                       headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
@@ -95,21 +129,7 @@ class SecurityMiddleware:
             if k == b"authorization":
                 header = v.decode("latin-1")
                 break
-        if not header:
-            return None, "missing API key: send the header 'Authorization: Bearer <key>'"
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None, (f"the Authorization header must be 'Bearer <key>' (got a "
-                          f"{scheme[:20]!r} header)")
-        try:
-            key = self.keys.authenticate(token.strip())
-        except KeyFileError as e:
-            # fail closed: no key is trusted while the key file cannot be read
-            log.error("API key file unreadable, refusing requests: %s", e)
-            raise
-        if key is None:
-            return None, "invalid API key (unknown, revoked or malformed)"
-        return key, ""
+        return key_of(self.keys, header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] not in ("http", "websocket") or scope["path"] in _PUBLIC_PATHS
@@ -120,13 +140,17 @@ class SecurityMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         if scope["type"] == "websocket":
-            try:
-                key, _ = self._authenticate(scope)
-            except KeyFileError:
-                key = None
-            if key is None:
-                await send({"type": "websocket.close", "code": 4401})
-                return
+            # no header: the key comes in connection_init (ContagionGraphQL.on_ws_connect)
+            has_header = any(k == b"authorization" for k, _ in scope.get("headers", ()))
+            key = None
+            if has_header:
+                try:
+                    key, _ = self._authenticate(scope)
+                except KeyFileError:
+                    key = None
+                if key is None or self.limiter.acquire(key.id) > 0:
+                    await send({"type": "websocket.close", "code": 4401})
+                    return
             state["principal"] = key
             await self.app(scope, receive, send)
             return
@@ -190,17 +214,40 @@ class ContagionGraphQL(GraphQL[Context, None]):
     """strawberry's ASGI view, with the request's :class:`Context`."""
 
     def __init__(self, store: GraphStore, keys: KeyStore, settings: ApiSettings,
-                 executor: ThreadPoolExecutor) -> None:
+                 executor: ThreadPoolExecutor, runs: RunManager, limiter: RateLimiter) -> None:
         super().__init__(build_schema(settings), graphql_ide=None, allow_queries_via_get=False,
-                         subscription_protocols=())
+                         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+                         allowed_origins=settings.cors_origins)
         self.store, self.keys, self.settings, self.executor = store, keys, settings, executor
+        self.runs, self.limiter = runs, limiter
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         state = request.scope["state"]
         gateway = StoreGateway(self.store, self.executor, self.settings.store_timeout_s)
-        return Context(request_id=state["request_id"], principal=state["principal"],
-                       gateway=gateway, loaders=Loaders(gateway), settings=self.settings,
-                       keys=self.keys)
+        # a websocket without an Authorization header has no principal until connection_init
+        # (on_ws_connect); the protocol runs no operation before that
+        return Context(request_id=state["request_id"],
+                       principal=cast(ApiKey, state.get("principal")), gateway=gateway,
+                       loaders=Loaders(gateway), settings=self.settings, keys=self.keys,
+                       runs=self.runs)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Authenticate a websocket by its ``connection_init`` payload (unless its handshake
+        had a valid ``Authorization`` header); no valid key: close with 4403."""
+        if context.principal is not None:
+            return None
+        params = context.connection_params or {}
+        value = params.get("authorization") or params.get("Authorization") or ""
+        try:
+            key, problem = key_of(self.keys, value if isinstance(value, str) else "")
+        except KeyFileError:
+            key, problem = None, "the server cannot read its API key file"
+        if key is None or self.limiter.acquire(key.id) > 0:
+            log.info("request %s: websocket refused: %s", context.request_id,
+                     problem or "rate limited")
+            raise ConnectionRejectionError({"message": problem or "rate limited"})
+        context.principal = key
+        return None
 
 
 async def _health(request: Request) -> Response:
@@ -227,16 +274,25 @@ def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None =
     if isinstance(store, Neo4jStore):  # the server stops a read that runs past the limit too
         store.query_timeout = settings.store_timeout_s
     executor = ThreadPoolExecutor(settings.store_threads, thread_name_prefix="contagion-store")
-    graphql = ContagionGraphQL(store, keys, settings, executor)
+    runs = RunManager(settings.runs_dir, store.uri, snapshot=store.read_snapshot,
+                      prices=tuple((a, str(f)) for a, f in settings.prices),
+                      history_days=settings.history_days,
+                      max_concurrent=settings.max_concurrent_runs)
+    limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    graphql = ContagionGraphQL(store, keys, settings, executor, runs, limiter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(runs.start)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(runs.close)
+            executor.shutdown(wait=False, cancel_futures=True)
 
-    return Starlette(
-        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", _health),
-                Route("/explore", _explore, methods=["GET"]),
+    app = Starlette(
+        routes=[Route("/graphql", graphql, methods=["POST"]), WebSocketRoute("/graphql", graphql),
+                Route("/healthz", _health), Route("/explore", _explore, methods=["GET"]),
                 Mount("/explore/static", StaticFiles(directory=EXPLORER_DIR, check_dir=False),
                       name="explorer")],
         middleware=[
@@ -244,10 +300,12 @@ def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None =
                        allow_methods=["POST"],
                        allow_headers=["authorization", "content-type"],
                        expose_headers=["x-request-id", "retry-after"], max_age=600),
-            Middleware(SecurityMiddleware, keys=keys, settings=settings),
+            Middleware(SecurityMiddleware, keys=keys, settings=settings, limiter=limiter),
         ],
         lifespan=lifespan,
     )
+    app.state.runs = runs
+    return app
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -6,6 +6,8 @@ The defaults are what ``contagion serve`` runs with unless a flag says otherwise
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph.store.base import MAX_LIST_LIMIT
@@ -26,7 +28,16 @@ class ApiSettings(BaseModel):
     - ``store_timeout_s``: seconds one store query may take; ``store_threads``: store queries
       run at once;
     - ``max_body_bytes``: largest request body;
-    - ``cors_origins``: origins a browser may call the API from (none by default).
+    - ``cors_origins``: origins a browser may call the API from (none by default);
+    - ``runs_dir``: where scenario runs are kept (:mod:`api.runs`);
+      ``max_concurrent_runs``: runs executing at once (each in a worker process; the others
+      wait, first in first out); ``max_run_paths``: the most Monte Carlo paths one run may ask
+      for;
+    - ``prices``: ``(asset, file)`` daily price histories the market model of Monte Carlo runs
+      is fitted on (the last ``history_days`` days); without them Monte Carlo scenarios are
+      refused;
+    - ``ingest_root``: the directory the admin-only ``ingest`` mutation may read files from
+      (None: ingest through the API is disabled).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -44,10 +55,20 @@ class ApiSettings(BaseModel):
     store_threads: int = Field(default=8, ge=1)
     max_body_bytes: int = Field(default=65_536, ge=1024)
     cors_origins: tuple[str, ...] = ()
+    runs_dir: Path = Path("contagion-runs")
+    max_concurrent_runs: int = Field(default=1, ge=1, le=64)
+    max_run_paths: int = Field(default=100_000, ge=1, le=100_000_000)
+    prices: tuple[tuple[str, Path], ...] = ()
+    history_days: int = Field(default=1460, ge=30)
+    ingest_root: Path | None = None
 
     @model_validator(mode="after")
     def _pages(self) -> ApiSettings:
         if self.default_page_size > self.max_page_size:
             raise ValueError(f"default_page_size must be <= max_page_size {self.max_page_size} "
                              f"(got {self.default_page_size})")
+        for asset, file in self.prices:
+            if not asset or not Path(file).is_file():
+                raise ValueError(f"prices must be ASSET=FILE with an existing file "
+                                 f"(got {asset}={file})")
         return self

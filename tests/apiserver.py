@@ -16,6 +16,7 @@ import httpx
 import uvicorn
 
 from api.keys import KeyStore
+from api.runs import RunManager
 from api.server import bind_socket, create_app
 from api.settings import ApiSettings
 from graph.snapshot import Snapshot
@@ -82,6 +83,11 @@ class ApiServer:
         r = self.post({"query": query, "variables": variables or {}}, role=role, token=token)
         return Reply(r.status_code, r.json(), r.headers)
 
+    @property
+    def runs(self) -> RunManager:
+        """The server's run manager (the server runs in this process)."""
+        return self.server.config.app.state.runs  # type: ignore[no-any-return]
+
     def stop(self) -> None:
         self.client.close()
         self.server.should_exit = True
@@ -129,7 +135,11 @@ def serve_backend(request: Any, tmp: Any, key_file: tuple[KeyStore, dict[str, st
     the server is down)."""
     if request.param == "neo4j":
         request.getfixturevalue("neo4j_store")
-    store = open_backend(request.param, tmp.mktemp(request.param), snapshot)
+    where = tmp.mktemp(request.param)
+    store = open_backend(request.param, where, snapshot)
+    settings = settings or ApiSettings()
+    if settings.runs_dir == ApiSettings().runs_dir:  # never the working directory's
+        settings = settings.model_copy(update={"runs_dir": where / "runs"})
     server = start_server(store, *key_file, request.param, settings)
     yield server
     server.stop()

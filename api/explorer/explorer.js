@@ -216,8 +216,16 @@ const explorer = (() => {
     const d = await gql("{ scenarios { name kind description } }");
     const sel = $("scenario-select");
     sel.innerHTML = d.scenarios.map((s) =>
-      `<option value="${esc(s.name)}" title="${esc(s.description)}">${esc(s.name)} ` +
-      `(${esc(s.kind.toLowerCase())})</option>`).join("");
+      `<option value="${esc(s.name)}" data-kind="${esc(s.kind)}" title="${esc(s.description)}">` +
+      `${esc(s.name)} (${esc(s.kind.toLowerCase())})</option>`).join("");
+    sel.addEventListener("change", pathsApply);
+    pathsApply();
+  }
+
+  // only Monte Carlo scenarios have a number of paths (the others are one path)
+  function pathsApply() {
+    const opt = $("scenario-select").selectedOptions[0];
+    $("scenario-paths").disabled = !opt || opt.dataset.kind !== "monte-carlo";
   }
 
   function showProgress(p, status) {
@@ -229,12 +237,13 @@ const explorer = (() => {
   async function runScenario(ev) {
     ev.preventDefault();
     const name = $("scenario-select").value;
-    const paths = parseInt($("scenario-paths").value, 10);
+    const input = { scenario: { library: name } };
+    if (!$("scenario-paths").disabled) input.paths = parseInt($("scenario-paths").value, 10);
     $("scenario-result").innerHTML = "";
     const d = await gql(`mutation($input: RunScenarioInput!) { runScenario(input: $input) {
       __typename ... on ScenarioQueued { run { id status progress } }
       ... on InvalidScenario { errors { field message } } } }`,
-      { input: { scenario: { library: name }, paths } });
+      { input });
     const r = d.runScenario;
     if (r.__typename !== "ScenarioQueued") {
       $("scenario-result").innerHTML = r.errors.map((e) =>

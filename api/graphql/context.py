@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 
 from api.gateway import StoreGateway
 from api.graphql.loaders import Loaders
 from api.keys import ApiKey, KeyStore
+from api.runs import RunManager
 from api.settings import ApiSettings
 
 __all__ = ["Context", "Info"]
@@ -27,7 +29,10 @@ class Context:
     loaders: Loaders
     settings: ApiSettings
     keys: KeyStore
+    runs: RunManager
     cost: int = 0
+    #: the ``connection_init`` payload of a websocket connection (None over HTTP)
+    connection_params: dict[str, Any] | None = None
 
 
 Info = strawberry.Info[Context, None]

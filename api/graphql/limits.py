@@ -5,8 +5,9 @@
 - cost: :class:`CostLimiter`, computed before execution from the document and its variables:
   every field that returns an object (or a list of them) costs 1, plus a fixed weight for the
   fields that walk the graph (:data:`FIELD_WEIGHTS`), and everything selected inside a
-  connection (a field with ``first``/``last``) counts once per node of its page: ``first``,
-  ``last`` or the default page size. Nested connections multiply, so a page of pools with a
+  connection (a field with ``first``/``last``, or a top-k list with ``top``) counts once per
+  node of its page: ``first``, ``last``, ``top`` or the default page size (and each item of
+  a top-k list costs 1, whatever it selects). Nested connections multiply, so a page of pools with a
   page of positions each is priced at what it may really fetch.
 - page size: connections refuse ``first``/``last`` above the cap
   (:mod:`api.graphql.pagination`).
@@ -55,9 +56,13 @@ FIELD_WEIGHTS: dict[str, int] = {
     "Query.systemGraph": 50,
     "Query.contagionPaths": 50,
     "Query.stats": 10,
+    "Query.compareRuns": 20,
+    "Mutation.runScenario": 20,
+    "Mutation.cancelScenario": 10,
+    "Mutation.ingest": 100,
 }
 
-_PAGE_ARGS = ("first", "last")
+_PAGE_ARGS = ("first", "last", "top")
 
 
 def _page_size(field: FieldNode, variables: Mapping[str, Any], default: int) -> int:
@@ -97,6 +102,8 @@ def _selection_cost(schema: GraphQLSchema, selection: SelectionSetNode, parent: 
                 inner = _selection_cost(schema, node.selection_set, named, fragments, variables,
                                         default_page, seen)
                 paged = any(a in field.args for a in _PAGE_ARGS)
+                if "top" in field.args:  # a top-k list: each of its k items costs 1 too
+                    inner += 1
                 total += inner * (_page_size(node, variables, default_page) if paged else 1)
         elif isinstance(node, InlineFragmentNode):
             cond = (schema.get_type(node.type_condition.name.value)

@@ -14,11 +14,15 @@ from pathlib import Path
 import strawberry
 from strawberry.tools import merge_types
 
+from api.graphql.admin.mutations import AdminMutations
 from api.graphql.admin.queries import AdminQueries
 from api.graphql.errors import ContagionSchemaMixin, MaskInternalErrors, RequestInfo
 from api.graphql.graph.queries import GraphQueries
 from api.graphql.graph.types import Account, Asset, Oracle, Pool, Position, Protocol
 from api.graphql.limits import limit_extensions
+from api.graphql.runs.mutations import RunMutations
+from api.graphql.runs.queries import RunQueries
+from api.graphql.runs.subscriptions import RunSubscriptions
 from api.graphql.scenarios.mutations import ScenarioMutations
 from api.graphql.scenarios.queries import ScenarioQueries
 from api.graphql.scenarios.types import FixedShock, Historical, MonteCarlo
@@ -28,8 +32,9 @@ __all__ = ["SDL_PATH", "build_schema", "main", "schema_sdl"]
 
 SDL_PATH = Path(__file__).resolve().parents[1] / "schema.graphql"
 
-Query = merge_types("Query", (GraphQueries, ScenarioQueries, AdminQueries))
-Mutation = merge_types("Mutation", (ScenarioMutations,))
+Query = merge_types("Query", (GraphQueries, ScenarioQueries, RunQueries, AdminQueries))
+Mutation = merge_types("Mutation", (ScenarioMutations, RunMutations, AdminMutations))
+Subscription = merge_types("Subscription", (RunSubscriptions,))
 
 
 class ContagionSchema(ContagionSchemaMixin, strawberry.Schema):
@@ -40,7 +45,7 @@ def build_schema(settings: ApiSettings | None = None) -> strawberry.Schema:
     """The schema with the limits of ``settings`` (the defaults when None)."""
     settings = settings or ApiSettings()
     return ContagionSchema(
-        query=Query, mutation=Mutation,
+        query=Query, mutation=Mutation, subscription=Subscription,
         types=[Protocol, Asset, Pool, Oracle, Account, Position, MonteCarlo, FixedShock,
                Historical],
         extensions=[*limit_extensions(settings), MaskInternalErrors, RequestInfo],

@@ -58,6 +58,12 @@ def test_apikey_and_serve_errors_are_one_line(tmp_path: Path) -> None:
          f"--keys {keys}`"),
         (("serve", "--store", "memory:", "--keys", str(keys), "--rate-limit", "0"),
          "error: --rate-limit: input should be greater than 0 (got 0.0)"),
+        (("serve", "--store", "memory:", "--keys", str(keys), "--prices", "ETH=/nope.csv"),
+         "error: --prices must be ASSET=FILE with an existing file (got ETH=/nope.csv)"),
+        (("serve", "--store", "memory:", "--keys", str(keys), "--prices", "ETH"),
+         "error: --prices must look like ASSET=FILE (got 'ETH')"),
+        (("serve", "--store", "memory:", "--keys", str(keys), "--max-concurrent-runs", "0"),
+         "error: --max-concurrent-runs: input should be greater than or equal to 1 (got 0)"),
     ]
     for args, line in cases:
         r = contagion(*args)
@@ -81,10 +87,13 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_serve_answers_over_http_until_stopped(store_uri: str, tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     token = contagion("apikey", "create", "--role", "viewer", "--keys", str(keys)).stdout.strip()
+    analyst = contagion("apikey", "create", "--role", "analyst", "--keys", str(keys)
+                        ).stdout.strip()
+    runs = tmp_path / "runs"
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--store", store_uri, "--port", "0",
-         "--keys", str(keys)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+         "--keys", str(keys), "--runs-dir", str(runs)], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert proc.stderr is not None
         deadline = time.monotonic() + 120
@@ -109,6 +118,23 @@ def test_serve_answers_over_http_until_stopped(store_uri: str, tmp_path: Path) -
         assert r.status_code == 200
         assert r.json()["data"] == {"positions": {"edges": [{"node": {"id": "p2"}}]}}
         assert httpx.post(url, json={"query": "{ me { id } }"}).status_code == 401
+        # a scenario run, executed by the server's worker process and kept in --runs-dir
+        r = httpx.post(url, json={"query": 'mutation { runScenario(input: {scenario: {spec: '
+                                           '{kind: "fixed-shock", name: "eth-down", shocks: '
+                                           '{ETH: -0.4}}}}) { ... on ScenarioQueued { run { '
+                                           'id } } } }'},
+                       headers={"authorization": f"Bearer {analyst}"})
+        run_id = r.json()["data"]["runScenario"]["run"]["id"]
+        deadline = time.monotonic() + 120
+        while True:
+            got = httpx.post(url, json={"query": f'{{ scenarioRun(id: "{run_id}") {{ status '
+                                                 'metrics { paths } } }'},
+                             headers={"authorization": f"Bearer {token}"}).json()["data"]
+            if got["scenarioRun"]["status"] not in ("QUEUED", "RUNNING"):
+                break
+            assert time.monotonic() < deadline, "the run did not finish"
+            time.sleep(0.2)
+        assert got == {"scenarioRun": {"status": "SUCCEEDED", "metrics": {"paths": 1}}}
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
@@ -116,3 +142,5 @@ def test_serve_answers_over_http_until_stopped(store_uri: str, tmp_path: Path) -
     assert proc.returncode in (0, -signal.SIGTERM), err
     assert "Application shutdown complete." in err
     assert "Traceback" not in err
+    assert sorted(p.name for p in (runs / run_id).iterdir()) == ["result.json", "result.npz",
+                                                                 "run.json"]

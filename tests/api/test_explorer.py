@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 from apiserver import ApiServer, open_backend, start_server
-from helpers import tiny_snapshot
 
 from api.keys import KeyStore
+from api.settings import ApiSettings
+from graph.generate import generate_ecosystem
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "explorer"
@@ -24,8 +25,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory,
            key_file: tuple[KeyStore, dict[str, str]]) -> Iterator[ApiServer]:
-    store = open_backend("memory", tmp_path_factory.mktemp("explorer"), tiny_snapshot())
-    api = start_server(store, *key_file, "memory")
+    where = tmp_path_factory.mktemp("explorer")
+    store = open_backend("memory", where, generate_ecosystem(1000, 3))
+    api = start_server(store, *key_file, "memory", ApiSettings(runs_dir=where / "runs"))
     yield api
     api.stop()
     store.close()
@@ -54,9 +56,10 @@ def test_explorer_in_a_real_browser(server: ApiServer) -> None:
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
     r = subprocess.run([node, str(ROOT / "tests" / "browser" / "explorer.mjs"), server.url,
-                        server.tokens["analyst"], str(ARTIFACTS), "stETH"],
+                        server.tokens["analyst"], str(ARTIFACTS), "stETH", "eth-35-steth-93"],
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ok: the details panel shows stETH (stETH (Asset))" in r.stdout
-    for shot in ("explorer-graph", "explorer-details"):
+    assert "ok: scenario eth-35-steth-93: progress reached 100%" in r.stdout
+    for shot in ("explorer-graph", "explorer-details", "explorer-scenario"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000, shot

@@ -1,3 +1,4 @@
-"""The admin domain: who is calling, and the API keys (admin only)."""
+"""The admin domain: who is calling, the API keys and ingesting files into the served store
+(admin only)."""
 
 __all__: list[str] = []
