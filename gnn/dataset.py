@@ -37,11 +37,11 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    count: int = Field(default=240, ge=1, le=100_000)
+    count: int = Field(default=400, ge=1, le=100_000)
     seed: int = Field(default=20230901, ge=0)
     min_positions: int = Field(default=150, ge=100)
     max_positions: int = Field(default=2500, ge=100)
-    paths: int = Field(default=256, ge=8, le=100_000)
+    paths: int = Field(default=512, ge=8, le=100_000)
     family: ShockFamily = ShockFamily()
 
     @model_validator(mode="after")

@@ -58,7 +58,7 @@ class NetConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    hidden: int = Field(default=48, ge=4, le=1024)
+    hidden: int = Field(default=64, ge=4, le=1024)
     layers: int = Field(default=3, ge=3, le=8)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
