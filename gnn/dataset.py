@@ -69,11 +69,16 @@ def default_cache_dir() -> Path:
 
 
 def code_digest() -> str:
-    """Digest of the code behind graphs, features and labels (graph/, simulate/, and the
-    feature, label and dataset modules)."""
+    """Digest of the code behind graphs, features and labels: the generator and the export
+    (with the schema and vocabulary they read), the cascade, the scenario models and market
+    pieces it reads, and the feature, label and dataset modules."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    files = [*sorted((root / "simulate").rglob("*.py")), *sorted((root / "graph").rglob("*.py")),
+    files = [*(root / "graph" / f for f in ("export.py", "generate.py", "schema.py",
+                                            "snapshot.py", "vocab.py", "data/risk_params.csv")),
+             *sorted((root / "simulate" / "cascade").glob("*.py")),
+             *sorted((root / "simulate" / "market").glob("*.py")),
+             root / "simulate" / "scenarios" / "models.py",
              *(root / "gnn" / f for f in ("features.py", "labels.py", "dataset.py"))]
     for f in files:
         h.update(f.relative_to(root).as_posix().encode())

@@ -15,6 +15,7 @@ normaliser, the label family and evaluation metrics, all plain tensors, dicts an
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -171,7 +172,7 @@ def load_model(path: str | Path | None = None, *, check_features: bool = True
                              f"{doc.get('format') if isinstance(doc, dict) else None!r}, "
                              f"expected {_FORMAT})")
         meta = json.loads(doc["json"])
-    except (OSError, RuntimeError, KeyError, ValueError, EOFError) as e:
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
         if isinstance(e, ModelError):
             raise
         raise ModelError(f"{p}: not a readable fragility model ({type(e).__name__}: {e})"

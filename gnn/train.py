@@ -41,7 +41,7 @@ class TrainConfig(BaseModel):
     data: DatasetConfig = DatasetConfig()
     eval_data: DatasetConfig = DatasetConfig(count=60, seed=777)
     net: NetConfig = NetConfig()
-    epochs: int = Field(default=40, ge=1, le=10_000)
+    epochs: int = Field(default=30, ge=1, le=10_000)
     batch_graphs: int = Field(default=8, ge=1)
     lr: float = Field(default=3e-3, gt=0.0)
     weight_decay: float = Field(default=1e-5, ge=0.0)
