@@ -605,6 +605,161 @@ def serve(
         run_server(app_, sock, log_level=log_level)
 
 
+# --- fragility model ----------------------------------------------------------------------------
+
+ModelOpt = Annotated[Path | None, typer.Option(
+    "--model", help="model file (default: the shipped default model)")]
+
+
+def _stage_progress(p: Progress) -> Callable[[str, int, int], None]:
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = p.add_task(stage, total=total)
+        p.update(tasks[stage], completed=done, total=total)
+
+    return update
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="training config (YAML or JSON; default: the default model's)")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="where to write the model")] = Path(
+        "fragility.pt"),
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", help="dataset cache folder (default ~/.cache/contagion/gnn)")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="build the dataset afresh, "
+                                                              "write no cache")] = False,
+    device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
+) -> None:
+    """Train the fragility model on generated ecosystems labelled by the cascade simulator,
+    evaluate it on held-out ones against the baselines, and write it."""
+    import yaml
+    from pydantic import ValidationError
+
+    from gnn.dataset import default_cache_dir
+    from gnn.report import evaluation_table
+    from gnn.train import TrainConfig
+    from gnn.train import train as train_model
+
+    if config is None:
+        cfg = TrainConfig()
+    else:
+        try:
+            doc = yaml.safe_load(config.read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"{config}: not YAML or JSON ({e})") from None
+        try:
+            cfg = TrainConfig.model_validate(doc or {})
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            raise ValueError(f"{config}: {loc}: {err['msg'].lower()}") from None
+    folder = None if no_cache else (cache or default_cache_dir())
+    start = time.perf_counter()
+    with _progress() as p:
+        model = train_model(cfg, cache_dir=folder, progress=_stage_progress(p), device=device)
+    path = model.save(out_path)
+    sec = model.metrics["seconds"]
+    if model.metrics.get("methods"):
+        out.print(evaluation_table(model.metrics))
+    out.print(f"dataset {sec['dataset']:.1f} s, fit {sec['fit']:.1f} s"
+              + (f", evaluation {sec['evaluate']:.1f} s" if "evaluate" in sec else "")
+              + f"; total {time.perf_counter() - start:.1f} s; model written to {path}",
+              highlight=False)
+
+
+def _model_name(path: Path | None) -> str:
+    import hashlib
+    from importlib import resources
+
+    from gnn.model import DEFAULT_MODEL
+
+    ref = resources.files("gnn") / "data" / DEFAULT_MODEL if path is None else path
+    data = ref.read_bytes()
+    return f"{ref.name} sha256:{hashlib.sha256(data).hexdigest()[:12]}"
+
+
+@app.command()
+def score(
+    store: StoreOpt,
+    model_path: ModelOpt = None,
+    name: Annotated[str, typer.Option("--name", help="score set name (node property "
+                                                     "score_<name>)")] = "fragility",
+    top: Annotated[int, typer.Option("--top", min=0, help="nodes to print")] = 10,
+    device: Annotated[str, typer.Option("--device", help="torch device")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Score every protocol, pool, asset and account of the store with the fragility model and
+    write the scores into the store as node properties."""
+    from gnn.model import load_model
+
+    model = load_model(model_path)
+    with open_store(store) as s:
+        with console.status(f"reading {s.uri}"):
+            system = s.export_arrays()
+        if not len(system.protocol_ids):
+            raise ValueError(f"{s.uri}: the store holds no ecosystem (load a snapshot first)")
+        start = time.perf_counter()
+        scores = model.score(system, device=device)
+        seconds = time.perf_counter() - start
+        flat = {k: v for by in scores.values() for k, v in by.items()}
+        info = s.write_scores(name, flat, model=_model_name(model_path))
+    ranked = sorted(((v, k, t) for t, by in scores.items() for k, v in by.items()),
+                    key=lambda r: (-r[0], r[1]))[:top]
+    if as_json:
+        out.print_json(json.dumps({"name": name, "model": info.model, "nodes": info.count,
+                                   "seconds": seconds,
+                                   "top": [{"id": k, "type": t, "score": v}
+                                           for v, k, t in ranked]}))
+        return
+    t = Table(title=f"most fragile nodes ({info.count:,} scored in {seconds:.2f} s, written as "
+                    f"score_{name})", show_edge=False)
+    t.add_column("node")
+    t.add_column("type")
+    t.add_column("fragility", justify="right")
+    for v, k, typ in ranked:
+        t.add_row(k, typ, f"{v:.3f}")
+    out.print(t)
+
+
+@app.command()
+def explain(
+    node_id: Annotated[str, typer.Argument(help="id of a protocol, pool, asset or account")],
+    store: StoreOpt,
+    model_path: ModelOpt = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="neighbours and features")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Why the fragility model scores a node as it does: its top contributing neighbours and
+    features."""
+    from gnn.explain import explain_node
+    from gnn.model import load_model
+
+    model = load_model(model_path)
+    with open_store(store) as s, console.status(f"reading {s.uri}"):
+        system = s.export_arrays()
+    ex = explain_node(model, system, node_id, top=top)
+    if as_json:
+        out.print_json(ex.model_dump_json())
+        return
+    out.print(ex.summary(), highlight=False)
+    t = Table(title="neighbours", show_edge=False)
+    for c in ("node", "type", "hops", "weight", "contribution"):
+        t.add_column(c, justify="right" if c in ("hops", "weight", "contribution") else "left")
+    for n in ex.neighbours:
+        t.add_row(n.id, n.type, str(n.hops), f"{n.weight:.1%}", f"{n.contribution:+.3f}")
+    out.print(t)
+    f = Table(title="features", show_edge=False)
+    for c in ("feature", "value", "attribution"):
+        f.add_column(c, justify="left" if c == "feature" else "right")
+    for a in ex.features:
+        f.add_row(a.name, f"{a.value:.4g}", f"{a.attribution:+.3f}")
+    out.print(f)
+
+
 def main() -> None:
     """Entry point of the ``contagion`` console script."""
     try:

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import sparse
 
 from graph.snapshot import Snapshot
-from graph.vocab import AccountKind, AssetKind, PoolKind, ProtocolKind
+from graph.vocab import AccountKind, AssetKind, OracleKind, PoolKind, ProtocolKind
 
 __all__ = ["SystemArrays", "compile_system", "exposure_by_protocol", "health_factors"]
 
@@ -54,8 +54,9 @@ def _csr(df: pd.DataFrame, rows: pd.Series, cols: pd.Series, row: str, col: str,
 @dataclass(frozen=True, eq=False)
 class SystemArrays:
     """An ecosystem as arrays. Shapes: P protocols, A assets, M pools, U accounts, N positions,
-    L option legs. Kind codes index the enumerations of :mod:`graph.vocab` in declaration order;
-    references to absent entities are -1; optional parameters are NaN where not set.
+    L option legs, O oracles. Kind codes index the enumerations of :mod:`graph.vocab` in
+    declaration order; references to absent entities are -1; optional parameters are NaN where
+    not set.
     """
 
     protocol_ids: np.ndarray  # [P] str
@@ -110,6 +111,10 @@ class SystemArrays:
     option_expiry: np.ndarray  # float64 Unix seconds
     option_size: np.ndarray  # units of the underlying
     option_iv: np.ndarray  # annualised, NaN where not given
+    # oracles [O]
+    oracle_ids: np.ndarray  # [O] str
+    oracle_kind: np.ndarray  # int8, OracleKind
+    asset_oracle: np.ndarray  # [A] int64 oracle index or -1
 
     @property
     def num_positions(self) -> int:
@@ -171,6 +176,9 @@ def compile_system(snapshot: Snapshot) -> SystemArrays:
         option_expiry=opt["expiry"].to_numpy(dtype=np.float64),
         option_size=opt["size"].to_numpy(dtype=np.float64),
         option_iv=opt["implied_vol"].to_numpy(dtype=np.float64),
+        oracle_ids=oracles["id"].to_numpy(dtype=object),
+        oracle_kind=_codes(oracles["kind"], OracleKind),
+        asset_oracle=_index(oracles["id"], assets["oracle"]),
     )
 
 

@@ -7,8 +7,9 @@ callers never need to know which one they hold.
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -33,6 +34,7 @@ __all__ = [
     "NodeView",
     "PositionHealth",
     "Progress",
+    "ScoreSet",
     "StoreStats",
     "Subgraph",
     "WriteSummary",
@@ -108,6 +110,54 @@ class PositionHealth:
     id: str
     account: str
     health_factor: float
+
+
+@dataclass(frozen=True)
+class ScoreSet:
+    """A named set of node scores written by :meth:`GraphStore.write_scores`: the model that
+    produced them, when they were written (ISO 8601, UTC) and how many nodes carry them."""
+
+    name: str
+    model: str
+    written: str
+    count: int
+
+
+_SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def score_property(name: str) -> str:
+    """The node property holding the scores ``name`` (``score_<name>``); checks the name."""
+    if not isinstance(name, str) or not _SCORE_NAME.match(name):
+        raise ValueError(f"score name must be 1 to 40 lower-case letters, digits or '_', "
+                         f"starting with a letter (got {name!r})")
+    return f"score_{name}"
+
+
+def check_scores(name: str, scores: Mapping[str, float], model: str) -> dict[str, float]:
+    """Validated ``{node id: finite float}`` of a score write."""
+    score_property(name)
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a non-empty string naming what produced the scores "
+                         f"(got {model!r})")
+    out: dict[str, float] = {}
+    for k, v in scores.items():
+        if not isinstance(k, str):
+            raise ValueError(f"score node ids must be strings (got {k!r})")
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"score of {k!r} must be a number (got {v!r})") from None
+        if not math.isfinite(f):
+            raise ValueError(f"score of {k!r} must be finite (got {f})")
+        out[k] = f
+    return out
+
+
+def unknown_ids_error(missing: Sequence[str], name: str) -> NodeNotFound:
+    shown = ", ".join(repr(m) for m in sorted(missing)[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return NodeNotFound(f"scores {name!r} not written: no node with id {shown}{more}")
 
 
 @dataclass(frozen=True)
@@ -385,6 +435,26 @@ class GraphStore(ABC):
     def health_factors(self, ids: Sequence[str]) -> dict[str, float]:
         """The health factor of each position among ``ids`` (as :meth:`positions` computes
         it); ids that are not positions are left out."""
+
+    # -- scores (model outputs kept as node properties ``score_<name>``)
+    @abstractmethod
+    def write_scores(self, name: str, scores: Mapping[str, float], *, model: str) -> ScoreSet:
+        """Store ``scores`` (``{node id: value}``) as the node property ``score_<name>``,
+        replacing any earlier set of that name (nodes left out lose it); ``model`` says what
+        produced them. All or nothing: an unknown node id raises :class:`NodeNotFound` and
+        nothing is written. Scores are dropped with their node when a snapshot write removes
+        it."""
+
+    @abstractmethod
+    def scores(self, name: str, *, ids: Sequence[str] | None = None,
+               label: NodeLabel | str | None = None) -> dict[str, float]:
+        """The scores ``name`` as ``{node id: value}``, of the nodes among ``ids`` and/or with
+        ``label`` when given (nodes without a score are left out); an unknown ``name`` raises
+        :class:`KeyError` naming the sets there are."""
+
+    @abstractmethod
+    def score_sets(self) -> list[ScoreSet]:
+        """The score sets held, by name."""
 
     def export_arrays(self) -> SystemArrays:
         """The numeric form of the held snapshot, for the simulator and the GNN."""

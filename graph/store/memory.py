@@ -2,19 +2,22 @@
 
 Nodes carry a ``label`` attribute and their properties; relationships are keyed by their type
 (plus key properties for option legs) and carry a ``type`` attribute and their properties. The
-file is a ZIP archive holding the snapshot directory format of :mod:`graph.snapshot`; it is
-rewritten through a temporary file and an atomic rename after every write.
+file is a ZIP archive holding the snapshot directory format of :mod:`graph.snapshot` and
+``scores.json`` (the score sets); it is rewritten through a temporary file and an atomic
+rename after every write.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
 import zipfile
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +38,28 @@ from graph.store.base import (
     NodeRecord,
     NodeView,
     PositionHealth,
+    ScoreSet,
     StoreStats,
     Subgraph,
     check_hops,
     check_label,
     check_listing,
+    check_scores,
     health_factor,
     in_health_range,
     record_from,
     relationship_side,
+    score_property,
     sort_key_hf,
+    unknown_ids_error,
 )
 from graph.store.diff import SnapshotDiff, diff_snapshots
 from graph.store.records import edge_key, fk_columns, neighbour_order, props_records
 from graph.vocab import DEPENDENCY_RELS, NodeLabel, RelType
 
 __all__ = ["MemoryStore"]
+
+_SCORES = "scores.json"
 
 _DEPENDENCY = {str(r) for r in DEPENDENCY_RELS}
 
@@ -81,6 +90,8 @@ class MemoryStore(GraphStore):
         self.graph: nx.MultiDiGraph = nx.MultiDiGraph()
         self._index: _ReadIndex | None = None
         self._index_lock = threading.Lock()
+        self._scores: dict[str, dict[str, float]] = {}
+        self._score_sets: dict[str, ScoreSet] = {}
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -89,11 +100,16 @@ class MemoryStore(GraphStore):
         assert self.path is not None
         try:
             with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(self.path) as zf:
-                zf.extractall(tmp)
+                names = zf.namelist()
+                zf.extractall(tmp, [n for n in names if n != _SCORES])
                 snap = Snapshot.load(tmp)
-        except (zipfile.BadZipFile, OSError) as e:
+                doc = json.loads(zf.read(_SCORES)) if _SCORES in names else {}
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
             raise StoreError(f"{self.path}: not a contagion memory store file ({e})") from e
         self._rebuild(snap)
+        self._scores = {k: dict(v["scores"]) for k, v in doc.items()}
+        self._score_sets = {k: ScoreSet(k, v["model"], v["written"], len(v["scores"]))
+                            for k, v in doc.items()}
 
     def _rebuild(self, snapshot: Snapshot) -> None:
         """Make the graph exactly ``snapshot``, from scratch."""
@@ -101,18 +117,36 @@ class MemoryStore(GraphStore):
         self._apply_graph(diff_snapshots(Snapshot.empty(), snapshot))
         self.graph.graph["manifest"] = snapshot.manifest
 
-    def _persist(self, snapshot: Snapshot) -> None:
+    def _scores_json(self, scores: dict[str, dict[str, float]],
+                     sets: dict[str, ScoreSet]) -> bytes:
+        return json.dumps({k: {"model": sets[k].model, "written": sets[k].written,
+                               "scores": scores[k]} for k in sorted(scores)}).encode()
+
+    def _persist(self, snapshot: Snapshot | None, scores: bytes) -> None:
+        """Rewrite the file: ``snapshot`` (``None``: keep the file's snapshot members) and the
+        score sets ``scores`` (JSON)."""
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmpname = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         os.close(fd)
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                d = snapshot.save(Path(tmp) / "snapshot")
-                with zipfile.ZipFile(tmpname, "w", zipfile.ZIP_STORED) as zf:
+            with tempfile.TemporaryDirectory() as tmp, \
+                    zipfile.ZipFile(tmpname, "w", zipfile.ZIP_STORED) as zf:
+                if snapshot is not None:
+                    d = snapshot.save(Path(tmp) / "snapshot")
                     for f in sorted(d.iterdir()):
                         zf.write(f, f.name)
+                elif self.path.exists():
+                    with zipfile.ZipFile(self.path) as old:
+                        for info in old.infolist():
+                            if info.filename != _SCORES:
+                                zf.writestr(info, old.read(info))
+                else:
+                    d = Snapshot.empty().save(Path(tmp) / "snapshot")
+                    for f in sorted(d.iterdir()):
+                        zf.write(f, f.name)
+                zf.writestr(_SCORES, scores)
             os.replace(tmpname, self.path)
         except BaseException:
             Path(tmpname).unlink(missing_ok=True)
@@ -121,8 +155,14 @@ class MemoryStore(GraphStore):
     # ------------------------------------------------------------------ writes
     def _apply(self, diff: SnapshotDiff, snapshot: Snapshot, tick: Callable[[int], None]
                ) -> None:
+        # Scores of nodes the snapshot no longer has go with them.
+        ids = {str(i) for n in NODE_TABLES for i in snapshot.tables[n]["id"]}
+        scores = {k: {i: v for i, v in sc.items() if i in ids} for k, sc in self._scores.items()}
+        sets = {k: ScoreSet(k, m.model, m.written, len(scores[k]))
+                for k, m in self._score_sets.items()}
         # Persist first: if the file cannot be written, the in-memory graph is untouched.
-        self._persist(snapshot)
+        self._persist(snapshot, self._scores_json(scores, sets))
+        self._scores, self._score_sets = scores, sets
         try:
             self._apply_graph(diff, tick)
         except BaseException:
@@ -201,6 +241,7 @@ class MemoryStore(GraphStore):
     def clear(self) -> None:
         self._index = None
         self.graph = nx.MultiDiGraph()
+        self._scores, self._score_sets = {}, {}
         if self.path is not None:
             self.path.unlink(missing_ok=True)
 
@@ -251,6 +292,9 @@ class MemoryStore(GraphStore):
                                         tuple(sorted(props.items())))))
         found.sort(key=lambda x: x[0])
         props = {k: v for k, v in g.nodes[node_id].items() if k != "label"}
+        for name, sc in sorted(self._scores.items()):
+            if node_id in sc:
+                props[score_property(name)] = sc[node_id]
         return NodeView(node_id, label, props, [n for _, n in found[:neighbour_limit]],
                         len(found))
 
@@ -498,3 +542,32 @@ class MemoryStore(GraphStore):
         g = self.graph
         return {i: self._position_health(index, i) for i in dict.fromkeys(ids)
                 if i in g and g.nodes[i]["label"] == NodeLabel.POSITION}
+
+    # ------------------------------------------------------------------ scores
+    def write_scores(self, name: str, scores: Mapping[str, float], *, model: str) -> ScoreSet:
+        values = check_scores(name, scores, model)
+        missing = [k for k in values if k not in self.graph]
+        if missing:
+            raise unknown_ids_error(missing, name)
+        info = ScoreSet(name, model, datetime.now(UTC).isoformat(), len(values))
+        new_scores = {**self._scores, name: values}
+        new_sets = {**self._score_sets, name: info}
+        self._persist(None, self._scores_json(new_scores, new_sets))
+        self._scores, self._score_sets = new_scores, new_sets
+        return info
+
+    def scores(self, name: str, *, ids: Sequence[str] | None = None,
+               label: NodeLabel | str | None = None) -> dict[str, float]:
+        score_property(name)
+        if name not in self._scores:
+            raise KeyError(f"no scores named {name!r} (the store has: "
+                           f"{', '.join(sorted(self._scores)) or 'none'})")
+        sc = self._scores[name]
+        keys = sorted(sc) if ids is None else [i for i in ids if i in sc]
+        if label is not None:
+            lab = str(check_label(label))
+            keys = [k for k in keys if self.graph.nodes[k]["label"] == lab]
+        return {k: sc[k] for k in keys}
+
+    def score_sets(self) -> list[ScoreSet]:
+        return [self._score_sets[k] for k in sorted(self._score_sets)]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, LiteralString, cast
 
 import neo4j
@@ -34,16 +35,20 @@ from graph.store.base import (
     NodeRecord,
     NodeView,
     PositionHealth,
+    ScoreSet,
     StoreStats,
     Subgraph,
     check_hops,
     check_label,
     check_listing,
+    check_scores,
     health_factor,
     in_health_range,
     record_from,
     relationship_side,
+    score_property,
     sort_key_hf,
+    unknown_ids_error,
 )
 from graph.store.diff import SnapshotDiff
 from graph.store.records import neighbour_order
@@ -52,6 +57,8 @@ from graph.vocab import DEPENDENCY_RELS, NodeLabel, RelType
 __all__ = ["Neo4jStore"]
 
 _META = "SnapshotMeta"
+_SCORE_META = "ScoreSetMeta"  # one node per score set: name, model, written
+_SCORE_BATCH = 20_000
 _DEP_TYPES = "|".join(str(r) for r in DEPENDENCY_RELS)
 
 
@@ -504,3 +511,73 @@ class Neo4jStore(GraphStore):
                          + "RETURN n.id AS id, w, debt", ids=ids)
         hf = {r["id"]: health_factor(r["w"], r["debt"]) for r in rows}
         return {i: hf[i] for i in ids if i in hf}
+
+    # ------------------------------------------------------------------ scores
+    def write_scores(self, name: str, scores: Mapping[str, float], *, model: str) -> ScoreSet:
+        key = score_property(name)
+        values = check_scores(name, scores, model)
+        written = datetime.now(UTC).isoformat()
+        ids = list(values)
+
+        def tx_fn(tx: ManagedTransaction) -> None:
+            by_label: dict[str, list[str]] = {}
+            for lab in ALL_LABELS:
+                rec = tx.run(_q(f"UNWIND $ids AS id MATCH (n:{lab} {{id: id}}) "
+                                "RETURN collect(id) AS found"), ids=ids).single(strict=True)
+                by_label[lab] = list(rec["found"])
+            found = {i for v in by_label.values() for i in v}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise unknown_ids_error(missing, name)  # the transaction rolls back
+            for lab in ALL_LABELS:
+                tx.run(_q(f"MATCH (n:{lab}) WHERE n[$key] IS NOT NULL SET n += $gone"),
+                       key=key, gone={key: None}).consume()
+                got = by_label[lab]
+                for k in range(0, len(got), _SCORE_BATCH):
+                    rows = [{"id": i, "p": {key: values[i]}} for i in got[k:k + _SCORE_BATCH]]
+                    tx.run(_q(f"UNWIND $rows AS r MATCH (n:{lab} {{id: r.id}}) SET n += r.p"),
+                           rows=rows).consume()
+            tx.run(_q(f"MERGE (m:{_SCORE_META} {{name: $name}}) "
+                      "SET m.model = $model, m.written = $written"),
+                   name=name, model=model, written=written).consume()
+
+        with self._session() as s:
+            s.execute_write(tx_fn)
+        return ScoreSet(name, model, written, len(values))
+
+    def _score_labels(self, label: NodeLabel | str | None) -> list[str]:
+        return ALL_LABELS if label is None else [str(check_label(label))]
+
+    def scores(self, name: str, *, ids: Sequence[str] | None = None,
+               label: NodeLabel | str | None = None) -> dict[str, float]:
+        key = score_property(name)
+        if not self._run(f"MATCH (m:{_SCORE_META} {{name: $name}}) RETURN m.name AS n",
+                         name=name):
+            have = [r["n"] for r in self._run(f"MATCH (m:{_SCORE_META}) RETURN m.name AS n "
+                                              "ORDER BY n")]
+            raise KeyError(f"no scores named {name!r} (the store has: "
+                           f"{', '.join(have) or 'none'})")
+        out: dict[str, float] = {}
+        for lab in self._score_labels(label):
+            if ids is None:
+                rows = self._run(f"MATCH (n:{lab}) WHERE n[$key] IS NOT NULL "
+                                 "RETURN n.id AS id, n[$key] AS v", key=key)
+            else:
+                rows = self._run(f"UNWIND $ids AS id MATCH (n:{lab} {{id: id}}) "
+                                 "WHERE n[$key] IS NOT NULL RETURN n.id AS id, n[$key] AS v",
+                                 key=key, ids=list(ids))
+            out.update({str(r["id"]): float(r["v"]) for r in rows})
+        if ids is None:
+            return dict(sorted(out.items()))
+        return {i: out[i] for i in ids if i in out}
+
+    def score_sets(self) -> list[ScoreSet]:
+        out = []
+        for r in self._run(f"MATCH (m:{_SCORE_META}) RETURN m.name AS name, m.model AS model, "
+                           "m.written AS written ORDER BY name"):
+            key = score_property(r["name"])
+            count = sum(int(self._run(f"MATCH (n:{lab}) WHERE n[$key] IS NOT NULL "
+                                      "RETURN count(n) AS c", key=key)[0]["c"])
+                        for lab in ALL_LABELS)
+            out.append(ScoreSet(r["name"], r["model"], r["written"], count))
+        return out

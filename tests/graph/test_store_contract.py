@@ -469,3 +469,75 @@ def test_neo4j_read_timeout_stops_the_query_on_the_server(neo4j_store: GraphStor
             neo4j_store._run("UNWIND range(1, 300000000) AS x RETURN sum(x % 7) AS c")
     finally:
         neo4j_store.query_timeout = None
+
+
+# --- scores (node properties written by the fragility model) ------------------------------------
+
+
+def test_scores_write_and_read_back(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    info = store.write_scores("fragility", {"aave": 0.25, "alice": 0.75, "aave:main": 0.5},
+                              model="fragility-test")
+    assert (info.name, info.model, info.count) == ("fragility", "fragility-test", 3)
+    assert store.scores("fragility") == {"aave": 0.25, "aave:main": 0.5, "alice": 0.75}
+    assert store.scores("fragility", label="Account") == {"alice": 0.75}
+    assert store.scores("fragility", ids=["alice", "bob", "nobody"]) == {"alice": 0.75}
+    assert store.node("alice").properties["score_fragility"] == 0.75
+    assert [(s.name, s.model, s.count) for s in store.score_sets()] == [
+        ("fragility", "fragility-test", 3)]
+    # the snapshot read back is untouched by the scores
+    assert store.read_snapshot().equals(tiny_snapshot())
+
+
+def test_scores_replace_the_set_of_that_name(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    store.write_scores("fragility", {"aave": 0.25, "alice": 0.75}, model="m1")
+    store.write_scores("other", {"aave": 1.0}, model="m2")
+    store.write_scores("fragility", {"bob": 0.5}, model="m3")
+    assert store.scores("fragility") == {"bob": 0.5}
+    assert "score_fragility" not in store.node("alice").properties
+    assert store.scores("other") == {"aave": 1.0}
+    assert [(s.name, s.model, s.count) for s in store.score_sets()] == [
+        ("fragility", "m3", 1), ("other", "m2", 1)]
+
+
+def test_scores_with_an_unknown_node_write_nothing(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    store.write_scores("fragility", {"aave": 0.25}, model="m1")
+    with pytest.raises(NodeNotFound, match="no node with id 'ghost'"):
+        store.write_scores("fragility", {"alice": 0.5, "ghost": 0.1}, model="m2")
+    assert store.scores("fragility") == {"aave": 0.25}
+    assert "score_fragility" not in store.node("alice").properties
+
+
+def test_scores_reject_bad_names_values_and_unknown_sets(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    with pytest.raises(ValueError, match="score name must be"):
+        store.write_scores("Frag ility", {"aave": 0.1}, model="m")
+    with pytest.raises(ValueError, match="must be finite"):
+        store.write_scores("fragility", {"aave": math.nan}, model="m")
+    with pytest.raises(ValueError, match="model must be"):
+        store.write_scores("fragility", {"aave": 0.1}, model=" ")
+    with pytest.raises(KeyError, match="no scores named 'missing'"):
+        store.scores("missing")
+
+
+def test_scores_go_with_removed_nodes(store: GraphStore) -> None:
+    store.write_snapshot(tiny_snapshot())
+    store.write_scores("fragility", {"p3": 0.9, "p1": 0.1}, model="m")
+    rec = tiny_records()
+    rec["positions"] = [r for r in rec["positions"] if r["id"] != "p3"]
+    rec["position_collateral"] = [r for r in rec["position_collateral"] if r["position"] != "p3"]
+    store.write_snapshot(Snapshot.from_records(rec, TINY_MANIFEST))
+    assert store.scores("fragility") == {"p1": 0.1}
+
+
+def test_memory_store_persists_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "s.zip"
+    s1 = MemoryStore(path)
+    s1.write_snapshot(tiny_snapshot())
+    s1.write_scores("fragility", {"alice": 0.75, "aave": 0.25}, model="m")
+    s2 = MemoryStore(path)
+    assert s2.scores("fragility") == {"aave": 0.25, "alice": 0.75}
+    assert s2.read_snapshot().equals(tiny_snapshot())
+    assert [(s.name, s.count) for s in s2.score_sets()] == [("fragility", 2)]
