@@ -42,6 +42,8 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 StoreOpt = Annotated[str, typer.Option("--store", help="memory:PATH or bolt://HOST:PORT")]
+ModelOpt = Annotated[Path | None, typer.Option(
+    "--model", help="model file (default: the shipped default model)")]
 
 
 @contextmanager
@@ -553,6 +555,7 @@ def serve(
     ingest_root: Annotated[Path | None, typer.Option(
         help="directory the admin-only ingest mutation may read from (default: ingest "
              "through the API is off)")] = None,
+    model_path: ModelOpt = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Serve the GraphQL API at http://HOST:PORT/graphql (API keys required; subscriptions
@@ -576,7 +579,7 @@ def serve(
              "max_cost": max_cost, "cors_origins": tuple(cors_origin or ()),
              "runs_dir": runs_dir, "history_days": history_days,
              "max_concurrent_runs": max_concurrent_runs, "max_run_paths": max_run_paths,
-             "ingest_root": ingest_root,
+             "ingest_root": ingest_root, "model_path": model_path,
              "prices": tuple(_price_file(p) for p in prices or ())}
     try:
         settings = ApiSettings.model_validate(flags)
@@ -606,9 +609,6 @@ def serve(
 
 
 # --- fragility model ----------------------------------------------------------------------------
-
-ModelOpt = Annotated[Path | None, typer.Option(
-    "--model", help="model file (default: the shipped default model)")]
 
 
 def _stage_progress(p: Progress) -> Callable[[str, int, int], None]:
@@ -671,17 +671,6 @@ def train(
               highlight=False)
 
 
-def _model_name(path: Path | None) -> str:
-    import hashlib
-    from importlib import resources
-
-    from gnn.model import DEFAULT_MODEL
-
-    ref = resources.files("gnn") / "data" / DEFAULT_MODEL if path is None else path
-    data = ref.read_bytes()
-    return f"{ref.name} sha256:{hashlib.sha256(data).hexdigest()[:12]}"
-
-
 @app.command()
 def score(
     store: StoreOpt,
@@ -694,21 +683,16 @@ def score(
 ) -> None:
     """Score every protocol, pool, asset and account of the store with the fragility model and
     write the scores into the store as node properties."""
+    from api.fragility import score_store
     from gnn.model import load_model
 
     model = load_model(model_path)
-    with open_store(store) as s:
-        with console.status(f"reading {s.uri}"):
-            system = s.export_arrays()
-        if not len(system.protocol_ids):
-            raise ValueError(f"{s.uri}: the store holds no ecosystem (load a snapshot first)")
+    with open_store(store) as s, console.status(f"scoring {s.uri}"):
         start = time.perf_counter()
-        scores = model.score(system, device=device)
+        done = score_store(s, model, name=name, model_path=model_path, device=device)
         seconds = time.perf_counter() - start
-        flat = {k: v for by in scores.values() for k, v in by.items()}
-        info = s.write_scores(name, flat, model=_model_name(model_path))
-    ranked = sorted(((v, k, t) for t, by in scores.items() for k, v in by.items()),
-                    key=lambda r: (-r[0], r[1]))[:top]
+    info = done.info
+    ranked = [(v, k, t) for k, t, v in done.ranked(top)]
     if as_json:
         out.print_json(json.dumps({"name": name, "model": info.model, "nodes": info.count,
                                    "seconds": seconds,

@@ -34,6 +34,7 @@ from graph.store import (
     NodeFilter,
     NodeNotFound,
     NodeRecord,
+    ScoreSet,
     StoreStats,
     Subgraph,
 )
@@ -123,6 +124,12 @@ class StoreGateway:
                               ) -> list[ContagionPath]:
         return await self._call(self.store.contagion_paths, source, target, max_hops,
                                 limit=limit)
+
+    async def scores(self, name: str, label: NodeLabel) -> dict[str, float]:
+        return await self._call(self.store.scores, name, label=label)
+
+    async def score_sets(self) -> list[ScoreSet]:
+        return await self._call(self.store.score_sets)
 
     async def stats(self) -> StoreStats:
         return await self._call(self.store.stats)

@@ -56,6 +56,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from api.fragility import FragilityService
 from api.gateway import StoreGateway
 from api.graphql.context import Context
 from api.graphql.loaders import Loaders
@@ -214,12 +215,13 @@ class ContagionGraphQL(GraphQL[Context, None]):
     """strawberry's ASGI view, with the request's :class:`Context`."""
 
     def __init__(self, store: GraphStore, keys: KeyStore, settings: ApiSettings,
-                 executor: ThreadPoolExecutor, runs: RunManager, limiter: RateLimiter) -> None:
+                 executor: ThreadPoolExecutor, runs: RunManager, limiter: RateLimiter,
+                 fragility: FragilityService) -> None:
         super().__init__(build_schema(settings), graphql_ide=None, allow_queries_via_get=False,
                          subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                          allowed_origins=settings.cors_origins)
         self.store, self.keys, self.settings, self.executor = store, keys, settings, executor
-        self.runs, self.limiter = runs, limiter
+        self.runs, self.limiter, self.fragility = runs, limiter, fragility
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         state = request.scope["state"]
@@ -229,7 +231,7 @@ class ContagionGraphQL(GraphQL[Context, None]):
         return Context(request_id=state["request_id"],
                        principal=cast(ApiKey, state.get("principal")), gateway=gateway,
                        loaders=Loaders(gateway), settings=self.settings, keys=self.keys,
-                       runs=self.runs)
+                       runs=self.runs, fragility=self.fragility)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticate a websocket by its ``connection_init`` payload (unless its handshake
@@ -279,7 +281,8 @@ def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None =
                       history_days=settings.history_days,
                       max_concurrent=settings.max_concurrent_runs)
     limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
-    graphql = ContagionGraphQL(store, keys, settings, executor, runs, limiter)
+    fragility = FragilityService(store, settings.model_path)
+    graphql = ContagionGraphQL(store, keys, settings, executor, runs, limiter, fragility)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

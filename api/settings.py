@@ -37,7 +37,9 @@ class ApiSettings(BaseModel):
       is fitted on (the last ``history_days`` days); without them Monte Carlo scenarios are
       refused;
     - ``ingest_root``: the directory the admin-only ``ingest`` mutation may read files from
-      (None: ingest through the API is disabled).
+      (None: ingest through the API is disabled);
+    - ``model_path``: the fragility model explanations and ``rescore`` use (None: the
+      shipped default).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -61,6 +63,7 @@ class ApiSettings(BaseModel):
     prices: tuple[tuple[str, Path], ...] = ()
     history_days: int = Field(default=1460, ge=30)
     ingest_root: Path | None = None
+    model_path: Path | None = None
 
     @model_validator(mode="after")
     def _pages(self) -> ApiSettings:

@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 
+from api.fragility import FragilityService
 from api.gateway import StoreGateway
 from api.graphql.loaders import Loaders
 from api.keys import ApiKey, KeyStore
@@ -30,6 +31,7 @@ class Context:
     settings: ApiSettings
     keys: KeyStore
     runs: RunManager
+    fragility: FragilityService
     cost: int = 0
     #: the ``connection_init`` payload of a websocket connection (None over HTTP)
     connection_params: dict[str, Any] | None = None

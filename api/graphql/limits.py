@@ -60,6 +60,9 @@ FIELD_WEIGHTS: dict[str, int] = {
     "Mutation.runScenario": 20,
     "Mutation.cancelScenario": 10,
     "Mutation.ingest": 100,
+    "Query.fragility": 10,
+    "Query.explain": 50,
+    "Mutation.rescore": 100,
 }
 
 _PAGE_ARGS = ("first", "last", "top")

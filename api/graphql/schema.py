@@ -17,6 +17,8 @@ from strawberry.tools import merge_types
 from api.graphql.admin.mutations import AdminMutations
 from api.graphql.admin.queries import AdminQueries
 from api.graphql.errors import ContagionSchemaMixin, MaskInternalErrors, RequestInfo
+from api.graphql.fragility.mutations import FragilityMutations
+from api.graphql.fragility.queries import FragilityQueries
 from api.graphql.graph.queries import GraphQueries
 from api.graphql.graph.types import Account, Asset, Oracle, Pool, Position, Protocol
 from api.graphql.limits import limit_extensions
@@ -32,8 +34,10 @@ __all__ = ["SDL_PATH", "build_schema", "main", "schema_sdl"]
 
 SDL_PATH = Path(__file__).resolve().parents[1] / "schema.graphql"
 
-Query = merge_types("Query", (GraphQueries, ScenarioQueries, RunQueries, AdminQueries))
-Mutation = merge_types("Mutation", (ScenarioMutations, RunMutations, AdminMutations))
+Query = merge_types("Query", (GraphQueries, ScenarioQueries, RunQueries, FragilityQueries,
+                              AdminQueries))
+Mutation = merge_types("Mutation", (ScenarioMutations, RunMutations, FragilityMutations,
+                                    AdminMutations))
 Subscription = merge_types("Subscription", (RunSubscriptions,))
 
 

@@ -65,6 +65,7 @@ class AdminMutations:
             return full
         try:
             name, summary = await asyncio.to_thread(_ingest, info.context.gateway.store, full)
+            info.context.fragility.invalidate()
         except IngestError as e:
             # names relative to the root: the server's own directories stay its own
             base = f"{root.resolve()}/"
