@@ -552,6 +552,9 @@ def serve(
         help="scenario runs executing at once (each in a worker process)")] = 1,
     max_run_paths: Annotated[int, typer.Option(help="cap on a run's Monte Carlo paths")
                              ] = 100_000,
+    workers: Annotated[int, typer.Option(
+        help="server processes sharing the port (above 1: scenario runs are listed, not "
+             "launched)")] = 1,
     ingest_root: Annotated[Path | None, typer.Option(
         help="directory the admin-only ingest mutation may read from (default: ingest "
              "through the API is off)")] = None,
@@ -565,7 +568,7 @@ def serve(
     from pydantic import ValidationError
 
     from api.keys import KeyStore
-    from api.server import bind_socket, create_app, run_server
+    from api.server import bind_socket, create_app, run_server, run_workers
     from api.settings import ApiSettings
 
     def _price_file(item: str) -> tuple[str, Path]:
@@ -579,7 +582,7 @@ def serve(
              "max_cost": max_cost, "cors_origins": tuple(cors_origin or ()),
              "runs_dir": runs_dir, "history_days": history_days,
              "max_concurrent_runs": max_concurrent_runs, "max_run_paths": max_run_paths,
-             "ingest_root": ingest_root, "model_path": model_path,
+             "ingest_root": ingest_root, "model_path": model_path, "workers": workers,
              "prices": tuple(_price_file(p) for p in prices or ())}
     try:
         settings = ApiSettings.model_validate(flags)
@@ -596,6 +599,15 @@ def serve(
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = bind_socket(host, port)
+    if settings.workers > 1:
+        if store == "memory:":
+            raise ValueError("--workers above 1 needs a store other processes can open (a "
+                             "Neo4j server or memory:PATH), not memory:")
+        console.print(f"serving http://{host}:{sock.getsockname()[1]}/graphql (store {store}, "
+                      f"keys {keys}, {settings.workers} processes; scenario runs in "
+                      f"{settings.runs_dir} are listed, not launched)", highlight=False)
+        run_workers(store, keys, settings, sock, log_level=log_level)
+        return
     with open_store(store) as s:
         app_ = create_app(s, key_store, settings)
         bound = sock.getsockname()[1]

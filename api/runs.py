@@ -27,6 +27,10 @@ process is gone and the run is ``cancelled``.
 When the server starts, the records on disk are listed again; runs that a previous server
 left ``queued`` or ``running`` are marked ``failed`` with a message saying so (they are not
 re-queued: a run is reproduced bit for bit by launching its spec and seed again).
+
+A server of several processes (``contagion serve --workers N``) cannot give every process the
+same queue: there each process has a read-only manager (``unavailable`` says why), which lists
+the runs on disk as they were when it started and launches, cancels and watches none.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from graph.snapshot import Snapshot
 from simulate.cascade.run import RunResult, compare_runs
 from simulate.scenarios import Scenario
 
-__all__ = ["FINISHED", "RunManager", "RunNotFound", "RunRecord", "RunStatus"]
+__all__ = ["FINISHED", "RunManager", "RunNotFound", "RunRecord", "RunStatus", "RunsUnavailable"]
 
 log = logging.getLogger("contagion.api.runs")
 
@@ -86,6 +90,10 @@ class RunNotFound(ContagionError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class RunsUnavailable(ContagionError, RuntimeError):
+    """This server launches, cancels and watches no runs (see the module doc)."""
 
 
 class RunRecord(BaseModel):
@@ -247,7 +255,7 @@ class RunManager:
     def __init__(self, runs_dir: Path, store_uri: str, *,
                  snapshot: Any = None, prices: tuple[tuple[str, str], ...] = (),
                  history_days: int = 1460, max_concurrent: int = 1,
-                 cancel_grace_s: float = 5.0) -> None:
+                 cancel_grace_s: float = 5.0, unavailable: str | None = None) -> None:
         self.runs_dir = Path(runs_dir)
         self.store_uri = store_uri
         self._read_snapshot = snapshot
@@ -265,6 +273,8 @@ class RunManager:
                                              asyncio.Queue[RunRecord]]]] = {}
         self._results: dict[str, dict[str, Any]] = {}
         self._closed = False
+        #: why this manager is read-only (None: it launches runs)
+        self.unavailable = unavailable
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -280,7 +290,7 @@ class RunManager:
                 except (OSError, ValueError) as e:
                     log.warning("skipping unreadable run record %s: %s", f, e)
                     continue
-                if rec.status not in FINISHED:
+                if rec.status not in FINISHED and self.unavailable is None:
                     rec = rec.model_copy(update={
                         "status": RunStatus.FAILED, "finished": _now(),
                         "message": "the server stopped before this run finished",
@@ -374,6 +384,8 @@ class RunManager:
     def submit(self, scenario: Any, *, paths: int, seed: int, rounds: int,
                launched_by: str) -> RunRecord:
         """Queue a run of a validated scenario; returns its record (``queued``)."""
+        if self.unavailable is not None:
+            raise RunsUnavailable(self.unavailable)
         now = _now()
         rec = RunRecord(id=_new_id(now), status=RunStatus.QUEUED, progress=0.0,
                         message="queued", created=now, scenario=scenario, paths=paths,
@@ -526,6 +538,8 @@ class RunManager:
         """Cancel a queued or running run; returns its record and whether it was cancelled
         (False: it had already finished). A running worker gets ``cancel_grace_s`` seconds
         to stop at its next progress report, then is terminated."""
+        if self.unavailable is not None:
+            raise RunsUnavailable(self.unavailable)
         with self._lock:
             rec = self.require(rid)
             if rec.status in FINISHED:
@@ -545,6 +559,8 @@ class RunManager:
 
     async def watch(self, rid: str) -> AsyncIterator[RunRecord]:
         """The record of run ``rid`` now and at each change, until it has finished."""
+        if self.unavailable is not None:
+            raise RunsUnavailable(self.unavailable)
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[RunRecord] = asyncio.Queue()
         with self._lock:

@@ -35,6 +35,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -55,6 +56,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from uvicorn.supervisors import Multiprocess
 
 from api.fragility import FragilityService
 from api.gateway import StoreGateway
@@ -67,7 +69,8 @@ from api.runs import RunManager
 from api.settings import ApiSettings
 from graph.store import GraphStore
 
-__all__ = ["SecurityMiddleware", "bind_socket", "create_app", "key_of", "run_server"]
+__all__ = ["SecurityMiddleware", "app_from_env", "bind_socket", "create_app", "key_of",
+           "run_server", "run_workers"]
 
 log = logging.getLogger("contagion.api")
 
@@ -267,19 +270,25 @@ async def _explore(request: Request) -> Response:
                                  "cache-control": "no-cache"})
 
 
-def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None = None
-               ) -> Starlette:
-    """The ASGI application serving ``store`` to the holders of ``keys``."""
+def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None = None, *,
+               owns_store: bool = False) -> Starlette:
+    """The ASGI application serving ``store`` to the holders of ``keys`` (closing the store
+    when it shuts down if it ``owns_store``)."""
     settings = settings or ApiSettings()
     from graph.store.neo4j import Neo4jStore
 
     if isinstance(store, Neo4jStore):  # the server stops a read that runs past the limit too
         store.query_timeout = settings.store_timeout_s
     executor = ThreadPoolExecutor(settings.store_threads, thread_name_prefix="contagion-store")
+    unavailable = None
+    if settings.workers > 1:
+        unavailable = (f"this server runs {settings.workers} processes (--workers "
+                       f"{settings.workers}), which cannot share a run queue; scenario runs "
+                       "are launched, cancelled and watched on a server with --workers 1")
     runs = RunManager(settings.runs_dir, store.uri, snapshot=store.read_snapshot,
                       prices=tuple((a, str(f)) for a, f in settings.prices),
                       history_days=settings.history_days,
-                      max_concurrent=settings.max_concurrent_runs)
+                      max_concurrent=settings.max_concurrent_runs, unavailable=unavailable)
     limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     fragility = FragilityService(store, settings.model_path)
     graphql = ContagionGraphQL(store, keys, settings, executor, runs, limiter, fragility)
@@ -292,6 +301,8 @@ def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None =
         finally:
             await asyncio.to_thread(runs.close)
             executor.shutdown(wait=False, cancel_futures=True)
+            if owns_store:
+                store.close()
 
     app = Starlette(
         routes=[Route("/graphql", graphql, methods=["POST"]), WebSocketRoute("/graphql", graphql),
@@ -328,3 +339,33 @@ def run_server(app: Starlette, sock: socket.socket, *, log_level: str = "info") 
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+_ENV = "CONTAGION_SERVE"
+
+
+def app_from_env() -> Starlette:
+    """The application of one worker process of :func:`run_workers`: it opens its own store
+    (by URI) and key store, with the settings the parent passed in ``CONTAGION_SERVE``."""
+    from graph.store import open_store
+
+    spec = json.loads(os.environ[_ENV])
+    store = open_store(spec["store"])
+    return create_app(store, KeyStore(Path(spec["keys"])),
+                      ApiSettings.model_validate_json(spec["settings"]), owns_store=True)
+
+
+def run_workers(store_uri: str, keys: Path, settings: ApiSettings, sock: socket.socket, *,
+                log_level: str = "info") -> None:
+    """Serve with ``settings.workers`` processes sharing ``sock``, each with its own store
+    connection (a memory store is loaded by each), until interrupted."""
+    if store_uri == "memory:":
+        raise ValueError("--workers above 1 needs a store other processes can open (a Neo4j "
+                         "server or memory:PATH), not memory:")
+    os.environ[_ENV] = json.dumps({"store": store_uri, "keys": str(keys),
+                                   "settings": settings.model_dump_json()})
+    # a worker answers the parent's health checks only once it has imported the package
+    config = uvicorn.Config("api.server:app_from_env", factory=True, workers=settings.workers,
+                            log_level=log_level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5, timeout_worker_healthcheck=60)
+    Multiprocess(config, sockets=[sock]).run()

@@ -36,6 +36,8 @@ class ApiSettings(BaseModel):
     - ``prices``: ``(asset, file)`` daily price histories the market model of Monte Carlo runs
       is fitted on (the last ``history_days`` days); without them Monte Carlo scenarios are
       refused;
+    - ``workers``: processes serving the API (``contagion serve --workers``); with more than
+      one, scenario runs are listed but not launched, cancelled or watched (:mod:`api.runs`);
     - ``ingest_root``: the directory the admin-only ``ingest`` mutation may read files from
       (None: ingest through the API is disabled);
     - ``model_path``: the fragility model explanations and ``rescore`` use (None: the
@@ -64,6 +66,7 @@ class ApiSettings(BaseModel):
     history_days: int = Field(default=1460, ge=30)
     ingest_root: Path | None = None
     model_path: Path | None = None
+    workers: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _pages(self) -> ApiSettings:

@@ -19,7 +19,8 @@ server runs with a per-key rate limit far above the target rate (the bench measu
 server, not the limiter). Every request goes to 127.0.0.1 and the run stops by itself.
 
     python bench/api_load.py [--positions 20000] [--rate 200] [--duration 20]
-                             [--neo4j bolt://127.0.0.1:7687] [--stores memory,neo4j] [--json]
+                             [--neo4j bolt://127.0.0.1:7687] [--stores memory,neo4j]
+                             [--workers 1,2] [--json]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -101,18 +103,30 @@ def _requests(snap: Snapshot, n: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def _start_server(uri: str, keys: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_server(uri: str, keys: Path, workers: int = 1
+                  ) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--store", uri, "--port", "0", "--keys",
          str(keys), "--rate-limit", "1000000", "--rate-burst", "1000000", "--log-level",
-         "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+         "warning", "--workers", str(workers), "--runs-dir", str(keys.parent / "runs")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stderr is not None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         if "serving http://" in line:
-            return proc, line.split()[1]
+            url = line.split()[1]
+            # with several processes the port listens before they have started: wait until
+            # one answers (the warm-up then covers the others)
+            health = url.removesuffix("/graphql") + "/healthz"
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(health, timeout=60).status_code == 200:
+                        return proc, url
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            break
         if not line and proc.poll() is not None:
             break
     proc.kill()
@@ -157,7 +171,7 @@ async def _load(url: str, token: str, bodies: list[dict[str, Any]], rate: float,
 
 
 def run_store(name: str, uri: str, snap: Snapshot, rate: float, duration: float, warmup_s: float,
-              seed: int, console: Console) -> dict[str, Any]:
+              seed: int, console: Console, workers: int = 1) -> dict[str, Any]:
     with (console.status(f"loading {snap.num_rows('positions'):,} positions into {uri}"),
           open_store(uri) as store):
         store.write_snapshot(snap)
@@ -166,7 +180,7 @@ def run_store(name: str, uri: str, snap: Snapshot, rate: float, duration: float,
 
         keys = Path(tmp) / "keys.json"
         _, token = KeyStore(keys).create("bench", "viewer")
-        proc, url = _start_server(uri, keys)
+        proc, url = _start_server(uri, keys, workers)
         try:
             warmup = int(rate * warmup_s)
             bodies = _requests(snap, warmup + int(rate * duration), seed)
@@ -195,6 +209,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
     ap.add_argument("--neo4j", default=os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687"))
     ap.add_argument("--stores", default="memory,neo4j", help="memory, neo4j or both")
+    ap.add_argument("--workers", default="1",
+                    help="server processes (contagion serve --workers); a comma-separated "
+                         "list measures each")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     if not 0 < args.rate <= 2000 or not 0 < args.duration <= 600:
@@ -205,9 +222,12 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         uris = {"memory": f"memory:{Path(tmp) / 'store.zip'}", "neo4j": args.neo4j}
+        counts = [int(w) for w in args.workers.split(",")]
         for name in args.stores.split(","):
-            results[name] = run_store(name, uris[name], snap, args.rate, args.duration,
-                                      args.warmup, args.seed, console)
+            for w in counts:
+                key = name if len(counts) == 1 else f"{name}, {w} process{'es' * (w > 1)}"
+                results[key] = run_store(name, uris[name], snap, args.rate, args.duration,
+                                         args.warmup, args.seed, console, w)
     if args.json:
         print(json.dumps(results))
         return

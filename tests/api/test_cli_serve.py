@@ -144,3 +144,50 @@ def test_serve_answers_over_http_until_stopped(store_uri: str, tmp_path: Path) -
     assert "Traceback" not in err
     assert sorted(p.name for p in (runs / run_id).iterdir()) == ["result.json", "result.npz",
                                                                  "run.json"]
+
+
+def test_serve_with_several_processes(tmp_path: Path) -> None:
+    """--workers 2: two processes share the port, each with its own store; runs are listed,
+    not launched (they would need one queue)."""
+    store = tmp_path / "store.zip"
+    MemoryStore(store).write_snapshot(tiny_snapshot())
+    keys = tmp_path / "keys.json"
+    token = contagion("apikey", "create", "--role", "analyst", "--keys", str(keys)
+                      ).stdout.strip()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--store", f"memory:{store}", "--port", "0",
+         "--keys", str(keys), "--workers", "2", "--runs-dir", str(tmp_path / "runs")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "serving http://" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "contagion serve exited"
+        url = line.split()[1]
+        assert "2 processes; scenario runs in" in line
+        auth = {"authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                # the port listens before the processes have imported the package
+                r = httpx.post(url, json={"query": "{ protocols { edges { node { id } } } }"},
+                               headers=auth, timeout=120)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert r.json()["data"]["protocols"]["edges"][0] == {"node": {"id": "aave"}}
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) >= 2  # the two server processes
+        r = httpx.post(url, json={"query": 'mutation { runScenario(input: {scenario: {library: '
+                                           '"march-2020"}}) { __typename } }'}, headers=auth)
+        assert r.json()["errors"][0]["message"] == (
+            "this server runs 2 processes (--workers 2), which cannot share a run queue; "
+            "scenario runs are launched, cancelled and watched on a server with --workers 1")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "died" not in err

@@ -30,6 +30,7 @@ from api.keys import KeyStore
 from api.runs import RunRecord, RunStatus
 from api.settings import ApiSettings
 from graph.export import compile_system
+from graph.store import MemoryStore
 from simulate.cascade import CascadeParams
 from simulate.cascade.run import RunResult, run_cascade
 from simulate.market import fit_market_model
@@ -425,6 +426,22 @@ def test_websocket_authentication(runs_api: ApiServer) -> None:
     assert msgs[0]["payload"]["data"] is None
     assert msgs[0]["payload"]["errors"] == [{"message": "no run has id 'nope'",
                                              "extensions": {"code": "NOT_FOUND"}}]
+
+
+def test_a_memory_store_without_a_file_hands_its_snapshot_over(
+        key_file: tuple[KeyStore, dict[str, str]], tmp_path: Path) -> None:
+    """No other process can open such a store: the server reads the snapshot for the
+    worker."""
+    store = MemoryStore()
+    store.write_snapshot(tiny_snapshot())
+    server = start_server(store, *key_file, "memory", ApiSettings(runs_dir=tmp_path / "runs"))
+    try:
+        run = wait(server, launch(server, {"scenario": {"spec": SHOCK}})["id"])
+        want = run_cascade(compile_system(tiny_snapshot()), scenario_from_dict(SHOCK))
+        assert run["status"] == "SUCCEEDED"
+        assert_metrics_equal(run["metrics"], want)
+    finally:
+        server.stop()
 
 
 # -- restarting ----------------------------------------------------------------------------------

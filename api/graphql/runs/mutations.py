@@ -30,6 +30,12 @@ from simulate.scenarios import HistoricalReplay, MonteCarloScenario, scenario_fr
 
 __all__ = ["RunMutations"]
 
+def _available(info: Info) -> None:
+    why = info.context.runs.unavailable
+    if why is not None:
+        raise client_error(why, "UNAVAILABLE")
+
+
 def _steps(sc: object) -> int:
     if isinstance(sc, MonteCarloScenario):
         return sc.steps
@@ -46,6 +52,7 @@ class RunMutations:
                                      "The run executes in a worker process: follow it with "
                                      "scenarioRun or the scenarioProgress subscription.")
     def run_scenario(self, info: Info, input: RunScenarioInput) -> RunScenarioResult:
+        _available(info)
         checked = check_scenario(input.scenario)
         if isinstance(checked, InvalidScenario):
             for e in checked.errors:
@@ -95,6 +102,7 @@ class RunMutations:
                                      "role, and an analyst may cancel only the runs of its "
                                      "own key. Returns once the run's worker has stopped.")
     async def cancel_scenario(self, info: Info, id: strawberry.ID) -> CancelScenarioResult:
+        _available(info)
         runs, me = info.context.runs, info.context.principal
         try:
             rec = runs.require(str(id))

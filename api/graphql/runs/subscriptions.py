@@ -22,6 +22,8 @@ class RunSubscriptions:
     async def scenario_progress(self, info: Info, id: strawberry.ID
                                 ) -> AsyncGenerator[ScenarioRun, None]:
         runs = info.context.runs
+        if runs.unavailable is not None:
+            raise client_error(runs.unavailable, "UNAVAILABLE")
         try:
             runs.require(str(id))
         except RunNotFound as e:
