@@ -16,12 +16,15 @@ import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gnn.explain import Explanation, explain_node
-from gnn.features import FeatureGraph
-from gnn.model import DEFAULT_MODEL, FragilityModel, load_model
 from graph.errors import ContagionError
 from graph.store import GraphStore, ScoreSet
+
+if TYPE_CHECKING:  # torch and torch_geometric load when the model is first used
+    from gnn.explain import Explanation
+    from gnn.features import FeatureGraph
+    from gnn.model import FragilityModel
 
 __all__ = ["FragilityService", "ScoredStore", "model_name", "score_store"]
 
@@ -30,6 +33,8 @@ DEFAULT_SCORES = "fragility"
 
 def model_name(path: Path | None) -> str:
     """How a score set names its model: the file name and the start of its SHA-256."""
+    from gnn.model import DEFAULT_MODEL
+
     ref = resources.files("gnn") / "data" / DEFAULT_MODEL if path is None else path
     return f"{ref.name} sha256:{hashlib.sha256(ref.read_bytes()).hexdigest()[:12]}"
 
@@ -75,6 +80,8 @@ class FragilityService:
         self._lock = threading.Lock()
 
     def model(self) -> FragilityModel:
+        from gnn.model import load_model
+
         with self._lock:
             if self._model is None:
                 self._model = load_model(self.model_path)
@@ -92,6 +99,8 @@ class FragilityService:
         return done.info
 
     def explain(self, node_id: str, *, top: int = 10) -> Explanation:
+        from gnn.explain import explain_node
+
         model = self.model()
         with self._lock:
             graph = self._graph

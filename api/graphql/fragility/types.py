@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 import strawberry
 
 from api.graphql.context import Info
 from api.graphql.graph.types import Node, node_from_record
-from gnn.explain import Explanation
 from graph.store import ScoreSet
 from graph.vocab import NodeLabel
+
+if TYPE_CHECKING:
+    from gnn.explain import Explanation
 
 __all__ = ["FeatureAttribution", "FragilityExplanation", "FragilityNodeType", "FragilityScore",
            "NeighbourAttribution", "ScoreSetInfo", "explanation_type"]
