@@ -156,31 +156,127 @@ def _ecosystem_summary(snap: Snapshot) -> Table:
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path(
         "contagion-demo"),
+    prices: Annotated[list[str] | None, typer.Option(
+        help="ASSET=FILE daily price history for the market model (repeat per asset); "
+             "scripts/demo passes the BTC and ETH histories of the data directory")] = None,
     positions: Annotated[int, typer.Option(help="positions in the sample ecosystem")] = 20_000,
-    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    seed: Annotated[int, typer.Option(help="random seed (ecosystem and Monte Carlo)")] = 7,
+    stress: Annotated[str, typer.Option(help="the stress scenario")] = "eth-35-steth-93",
+    monte_carlo: Annotated[str, typer.Option(help="the Monte Carlo scenario")] = "gjr-fhs-10d",
+    paths: Annotated[int, typer.Option(help="Monte Carlo paths")] = 2000,
+    model_path: ModelOpt = None,
+    serve_: Annotated[bool, typer.Option("--serve", help="then serve the API and the explorer "
+                                                         "on the demo's store")] = False,
+    port: Annotated[int, typer.Option(help="port for --serve")] = 8000,
 ) -> None:
-    """The main job on the embedded store: generate, load, summarise, and stress it with the
-    ``eth-35-steth-93`` scenario through the cascade."""
+    """The main job end to end on the embedded store: generate an ecosystem, load it, fit the
+    market model, run a stress scenario and a Monte Carlo run through the cascade, score the
+    graph with the fragility model and explain the top scores, print a summary and write the
+    report (report.html and PNGs) into --out."""
+    from api.fragility import reason, score_store
+    from api.report import FragileNode, write_report
+    from gnn.explain import explain_node
+    from gnn.model import load_model
     from graph.generate import generate_ecosystem
 
+    if not prices:
+        raise ValueError("the demo fits the market model on daily price histories: give "
+                         "--prices ASSET=FILE (e.g. --prices ETH=eth.csv --prices BTC=btc.csv), "
+                         "or run scripts/demo, which passes the data directory's")
     t0 = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
     with console.status(f"generating a {positions:,}-position ecosystem (seed {seed})"):
         snap = generate_ecosystem(positions, seed)
     snap.save(out_dir / "snapshot")
-    with open_store(f"memory:{out_dir / 'store.zip'}") as store:
+    store_uri = f"memory:{out_dir / 'store.zip'}"
+    with open_store(store_uri) as store:
         summary = _write(store, snap)
-        st = store.stats()
-    out.print(_summary_table(summary))
-    out.print(_stats_table(st))
+        out.print(_summary_table(summary))
+        out.print(_stats_table(store.stats()))
     out.print(_ecosystem_summary(snap))
-    scenario = load_scenario("eth-35-steth-93")
-    with console.status(f"cascade: {scenario.name}"):
-        run = run_cascade(compile_system(snap), scenario,
-                          snapshot=snap.manifest.model_dump(mode="json"))
-    run_path = run.save(out_dir / f"{scenario.name}.json")
-    _print_run(run.metrics)
-    out.print(f"snapshot: {out_dir / 'snapshot'}  store: memory:{out_dir / 'store.zip'}  "
-              f"run: {run_path}  ({time.perf_counter() - t0:.1f} s)")
+    with console.status("fitting the market model"):
+        market = _market(prices, 1460)
+    system = compile_system(snap)
+    manifest = snap.manifest.model_dump(mode="json")
+    runs: dict[str, RunResult] = {}
+    with _progress() as p:
+        for name in (stress, monte_carlo):
+            sc = load_scenario(name)
+            runs[name] = run_cascade(system, sc, snapshot=manifest, market=market,
+                                     paths=paths if isinstance(sc, MonteCarloScenario) else None,
+                                     seed=seed if isinstance(sc, MonteCarloScenario) else None,
+                                     progress=_writer(p, f"cascade: {name}"))
+            runs[name].save(out_dir / "runs" / f"{name}.json")
+    model = load_model(model_path)
+    with console.status("scoring the graph with the fragility model"), \
+            open_store(store_uri) as store:
+        scored = score_store(store, model, model_path=model_path)
+        deps = store.system_graph()
+    # the most fragile of each type: accounts would fill any overall top ten
+    ranked = [(k, t, v) for t in ("protocol", "pool", "asset", "account")
+              for k, v in sorted(scored.scores[t].items(), key=lambda kv: (-kv[1], kv[0]))[:2]]
+    ranking: list[FragileNode] = []
+    with _progress() as p:
+        tick = _writer(p, "explaining the top scores")
+        for i, (node, kind, value) in enumerate(ranked):
+            ex = explain_node(model, scored.graph, node, top=5, steps=16)
+            ranking.append(FragileNode(node, kind, value, reason(ex)))
+            tick(i + 1, len(ranked))
+    # the graph picture colours every scored protocol, pool and asset, not only the top ten
+    colours = [FragileNode(k, t, v) for k, t, v in scored.ranked(len(deps.nodes) * 4)
+               if k in deps.nodes]
+    con = out if out.is_terminal else Console(width=132)
+    con.print(_fragile_table(ranking))
+    for name, run in runs.items():
+        con.print(f"[bold]{name}[/bold] ({run.spec.paths:,} path"
+                  f"{'s' if run.spec.paths != 1 else ''})")
+        con.print(_risk_table(run.metrics))
+        con.print(_paths_table(run.metrics))
+    with console.status("writing the report"):
+        report = write_report(out_dir, runs[monte_carlo], stress=runs[stress],
+                              ranking=ranking + [c for c in colours if c.node_id not in
+                                                 {r.node_id for r in ranking}],
+                              graph=deps, asset_symbols=dict(zip(
+                                  system.asset_ids, system.asset_symbols, strict=True)))
+    out.print(f"report: {report.html}  store: {store_uri}  runs: {out_dir / 'runs'}  "
+              f"({time.perf_counter() - t0:.1f} s)", highlight=False)
+    if serve_:
+        _demo_serve(out_dir, store_uri, prices, port)
+
+
+def _fragile_table(ranking: list[Any]) -> Table:
+    t = Table(title="most fragile nodes of each type (fragility model: predicted failure "
+                    "probability; why, from each score's explanation)",
+              show_edge=False)
+    for c in ("node", "type", "score", "why"):
+        t.add_column(c, justify="right" if c == "score" else "left")
+    for r in ranking:
+        t.add_row(r.node_id, r.node_type, f"{r.score:.3f}", r.reason)
+    return t
+
+
+def _demo_serve(out_dir: Path, store_uri: str, prices: list[str], port: int) -> None:
+    """Serve the demo's store with an admin key made for it, and print the explorer's URL."""
+    import logging
+
+    from api.keys import KeyStore, Role
+    from api.server import bind_socket, create_app, run_server
+    from api.settings import ApiSettings
+
+    keys = KeyStore(out_dir / "api-keys.json")
+    _, secret = keys.create("demo", Role.ADMIN)
+    price_files = tuple((a, Path(f)) for a, _, f in (x.partition("=") for x in prices))
+    settings = ApiSettings(runs_dir=out_dir / "api-runs", prices=price_files)
+    logging.basicConfig(level="WARNING",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = bind_socket("127.0.0.1", port)
+    bound = sock.getsockname()[1]
+    with open_store(store_uri) as s:
+        app_ = create_app(s, keys, settings)
+        out.print(f"explorer: http://127.0.0.1:{bound}/explore#key={secret}\n"
+                  f"GraphQL:  http://127.0.0.1:{bound}/graphql (Authorization: Bearer "
+                  f"{secret}; key file {keys.path}); Ctrl-C stops", highlight=False)
+        run_server(app_, sock, log_level="warning")
 
 
 def _backtest_table(res: BacktestResult, asset: str) -> Table:
@@ -245,7 +341,7 @@ def _market(prices: list[str], history_days: int) -> MarketModel:
         if not sep or not asset or not file:
             raise ValueError(f"--prices must look like ASSET=FILE (got {item!r})")
         series[asset] = read_daily_closes(Path(file), asset)
-    frame = pd.concat(series, axis=1).sort_index().iloc[-history_days:]
+    frame = pd.concat(series, axis=1, sort=True).iloc[-history_days:]
     with console.status(f"fitting the market model on {', '.join(series)}"):
         return fit_market_model(frame)
 

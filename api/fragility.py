@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # torch and torch_geometric load when the model is first used
     from gnn.features import FeatureGraph
     from gnn.model import FragilityModel
 
-__all__ = ["FragilityService", "ScoredStore", "model_name", "score_store"]
+__all__ = ["FragilityService", "ScoredStore", "model_name", "reason", "score_store"]
 
 DEFAULT_SCORES = "fragility"
 
@@ -37,6 +37,18 @@ def model_name(path: Path | None) -> str:
 
     ref = resources.files("gnn") / "data" / DEFAULT_MODEL if path is None else path
     return f"{ref.name} sha256:{hashlib.sha256(ref.read_bytes()).hexdigest()[:12]}"
+
+
+def reason(ex: Explanation, *, features: int = 2) -> str:
+    """A one-line reason for a score: the features that push it up most and the neighbour
+    that contributes most."""
+    up = sorted((f for f in ex.features if f.attribution > 0), key=lambda f: -f.attribution)
+    parts = [f"{f.name} = {f.value:.3g}" for f in up[:features]]
+    near = [n for n in ex.neighbours if n.id != ex.node_id]
+    if near:
+        parts.append(f"via {near[0].type} {near[0].id} ({near[0].weight:.0%} of the "
+                     f"attribution)")
+    return "; ".join(parts) or "no single driver"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,6 @@ from graph.store import (
     StoreStats,
     Subgraph,
 )
-from graph.store.base import MAX_PATH_HOPS
 from graph.vocab import NodeLabel, RelType
 
 __all__ = ["StoreGateway", "client_error"]
@@ -49,20 +48,6 @@ T = TypeVar("T")
 def client_error(message: str, code: str) -> GraphQLError:
     """An error the client caused or may act on; shown as is, with ``extensions.code``."""
     return GraphQLError(message, extensions={"code": code})
-
-
-def _system_graph(store: GraphStore) -> Subgraph:
-    """The dependency layer: what every protocol depends on, as far as it reaches."""
-    nodes: dict[str, str] = {}
-    rels: set[tuple[str, str, str]] = set()
-    after = None
-    while page := store.list_nodes(NodeLabel.PROTOCOL, after=after, limit=500):
-        for p in page:
-            sub = store.dependencies(p.id, MAX_PATH_HOPS)
-            nodes.update(sub.nodes)
-            rels.update(sub.relationships)
-        after = page[-1].id
-    return Subgraph(dict(sorted(nodes.items())), sorted(rels))
 
 
 class StoreGateway:
@@ -118,7 +103,7 @@ class StoreGateway:
         return await self._call(self.store.dependencies, protocol, depth)
 
     async def system_graph(self) -> Subgraph:
-        return await self._call(_system_graph, self.store)
+        return await self._call(self.store.system_graph)
 
     async def contagion_paths(self, source: str, target: str, max_hops: int, limit: int
                               ) -> list[ContagionPath]:

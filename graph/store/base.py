@@ -387,6 +387,21 @@ class GraphStore(ABC):
         of those types leaving a node closer than ``depth`` hops.
         """
 
+    def system_graph(self) -> Subgraph:
+        """The dependency layer of the whole system: the union of every protocol's
+        :meth:`dependencies` as far as they reach (protocols, pools, assets and oracles, and
+        the dependency relationships between them)."""
+        nodes: dict[str, str] = {}
+        rels: set[tuple[str, str, str]] = set()
+        after = None
+        while page := self.list_nodes(NodeLabel.PROTOCOL, after=after, limit=500):
+            for p in page:
+                sub = self.dependencies(p.id, MAX_PATH_HOPS)
+                nodes.update(sub.nodes)
+                rels.update(sub.relationships)
+            after = page[-1].id
+        return Subgraph(dict(sorted(nodes.items())), sorted(rels))
+
     @abstractmethod
     def contagion_paths(self, source: str, target: str, max_hops: int, *,
                         limit: int = 100) -> list[ContagionPath]:
