@@ -772,7 +772,7 @@ def train(
     path = model.save(out_path)
     sec = model.metrics["seconds"]
     if model.metrics.get("methods"):
-        out.print(evaluation_table(model.metrics))
+        Console(width=max(out.width, 130)).print(evaluation_table(model.metrics))
     out.print(f"dataset {sec['dataset']:.1f} s, fit {sec['fit']:.1f} s"
               + (f", evaluation {sec['evaluate']:.1f} s" if "evaluate" in sec else "")
               + f"; total {time.perf_counter() - start:.1f} s; model written to {path}",

@@ -65,6 +65,7 @@ def main() -> None:
         print(json.dumps(doc, indent=1))
         return
     out = Console()
+    out = Console(width=max(out.width, 130))
     out.print(evaluation_table(m))
     g = m["methods"]["gnn"]
     for name in METHODS[1:]:

@@ -134,13 +134,24 @@ class FragilityModel:
         return {t: dict(zip(g.ids[t].tolist(), p[t].tolist(), strict=True)) for t in p}
 
     def save(self, path: str | Path) -> Path:
-        """Write the model (plain tensors and JSON strings) to ``path``."""
+        """Write the model (plain tensors and JSON strings) to ``path``.
+
+        Floating-point weights are stored at half precision (the file stays small); the
+        network's own weights are rounded to it first, so a loaded model scores exactly as
+        this one does.
+        """
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            for v in self.net.state_dict().values():
+                if v.is_floating_point():
+                    v.copy_(v.half().float())
         in_dims = {t: len(self.features[t]) for t in NODE_TYPES}
         doc = {
             "format": _FORMAT,
-            "state_dict": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
+            "state_dict": {k: (v.detach().cpu().half() if v.is_floating_point()
+                               else v.detach().cpu().clone())
+                           for k, v in self.net.state_dict().items()},
             "normalizer": self.normalizer.state(),
             "json": json.dumps({"net": self.net.cfg.model_dump(mode="json"), "in_dims": in_dims,
                                 "features": self.features,
@@ -184,7 +195,8 @@ def load_model(path: str | Path | None = None, *, check_features: bool = True
                          f"for node types {diff}; retrain it (contagion train)")
     net = FragilityNet({t: int(v) for t, v in meta["in_dims"].items()},
                        NetConfig.model_validate(meta["net"]))
-    net.load_state_dict(doc["state_dict"])
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v
+                         for k, v in doc["state_dict"].items()})
     net.eval()
     return FragilityModel(net=net, normalizer=Normalizer.from_state(doc["normalizer"]),
                           family=ShockFamily.model_validate(meta["family"]), features=features,

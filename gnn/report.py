@@ -20,10 +20,10 @@ def evaluation_table(metrics: dict[str, Any]) -> Table:
     t = Table(title=f"fragility vs Monte Carlo on {metrics['ecosystems']} held-out ecosystems "
                     f"({metrics['nodes']:,} nodes; AUROC for p > {metrics['threshold']:g}, "
                     f"precision at k = {metrics['k']})", show_edge=False)
-    t.add_column("method")
+    t.add_column("method", no_wrap=True, min_width=8)
     for c in ("spearman", "auroc", f"precision@{metrics['k']}",
               *(f"ρ {x}" for x in LABELLED_TYPES), "seconds"):
-        t.add_column(c, justify="right")
+        t.add_column(c, justify="right", no_wrap=True)
     for name, m in metrics["methods"].items():
         t.add_row(name, _f(m["spearman"]), _f(m["auroc"]), _f(m["precision_at_k"]),
                   *(_f(m["by_type"][x]) for x in LABELLED_TYPES), f"{m['seconds']:.1f}")
