@@ -53,8 +53,11 @@ const explorer = (() => {
 
   async function loadScores() {
     try {
-      const d = await gql(`{ fragility(top: 1000) { nodeId score } }`);
-      state.scores = new Map(d.fragility.map((f) => [f.nodeId, f.score]));
+      // the graph shows protocols, pools and assets: the top 100 of each (the page cap)
+      const d = await gql(`{ p: fragility(top: 100, nodeType: PROTOCOL) { nodeId score }
+        l: fragility(top: 100, nodeType: POOL) { nodeId score }
+        a: fragility(top: 100, nodeType: ASSET) { nodeId score } }`);
+      state.scores = new Map([...d.p, ...d.l, ...d.a].map((f) => [f.nodeId, f.score]));
     } catch (e) {
       state.scores = new Map(); // no model scores in this store yet: colour by type
     }
@@ -183,10 +186,18 @@ const explorer = (() => {
   async function explanation(id) {
     if (!state.scores.has(id)) return "";
     try {
-      const d = await gql(`query($id: ID!) { explain(nodeId: $id) { score summary
-        neighbours { nodeId weight } features { name value attribution } } }`, { id });
+      const d = await gql(`query($id: ID!) { explain(nodeId: $id, top: 5) { score method
+        neighbours { nodeId nodeType hops weight } features { name value attribution } } }`,
+        { id });
       const x = d.explain;
-      return `<h2>Fragility ${fmt(x.score)}</h2><p>${esc(x.summary)}</p>`;
+      return `<h2 id="fragility-title">Fragility ${fmt(x.score)}</h2>` +
+        `<table id="explanation"><tr><th>feature</th><th>value</th><th>attribution</th></tr>` +
+        x.features.map((f) => `<tr><td>${esc(f.name)}</td><td class="num">${fmt(f.value)}` +
+          `</td><td class="num">${f.attribution.toFixed(3)}</td></tr>`).join("") +
+        `<tr><th>neighbour</th><th>hops</th><th>share</th></tr>` +
+        x.neighbours.map((n) => `<tr><td>${esc(n.nodeId)} <small>(${esc(n.nodeType)})</small>` +
+          `</td><td class="num">${n.hops}</td><td class="num">${Math.round(n.weight * 100)}%` +
+          `</td></tr>`).join("") + `</table><p class="hint">${esc(x.method)}</p>`;
     } catch (e) {
       return `<p class="error">explanation: ${esc(e.message)}</p>`;
     }

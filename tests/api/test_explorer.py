@@ -28,6 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory,
     where = tmp_path_factory.mktemp("explorer")
     store = open_backend("memory", where, generate_ecosystem(1000, 3))
     api = start_server(store, *key_file, "memory", ApiSettings(runs_dir=where / "runs"))
+    api.gql("mutation { rescore { count } }", role="admin")  # the shipped model's scores
     yield api
     api.stop()
     store.close()

@@ -49,6 +49,12 @@ try {
   check(title.includes(nodeId), `the details panel shows ${nodeId} (${title.trim()})`);
   const table = await page.textContent("#details-table");
   check(table.length > 0, "the details panel lists the node's fields");
+  const fragility = await page.textContent("#fragility-title");
+  check(fragility.startsWith("Fragility 0."), `the details panel explains the score (${fragility})`);
+  const features = await page.locator("#explanation tr").count();
+  check(features >= 5, `the explanation lists features and neighbours (${features} rows)`);
+  check(await page.evaluate(() => window.explorer.state.scores.size) > 0,
+        "the graph is coloured by fragility");
   const paths = await page.locator("#paths .path").count();
   check(paths > 0, `the details panel lists ${paths} contagion paths`);
   await page.screenshot({ path: `${out}/explorer-details.png` });
