@@ -13,6 +13,7 @@ from conftest import NEO4J_URI
 from helpers import tiny_snapshot
 
 from graph.snapshot import Snapshot
+from graph.store import open_store
 
 
 def contagion(*args: str) -> subprocess.CompletedProcess[str]:
@@ -148,3 +149,46 @@ def test_simulate_errors_are_one_line(args: list[str], message: str) -> None:
     assert r.returncode == 1
     assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     assert re.search(message, r.stderr), r.stderr
+
+
+PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    r = contagion("demo", "--positions", "2000", "--paths", "200", "--out", str(tmp_path),
+                  "--prices", f"BTC={PRICES / 'btc-usd-max_erickfm.csv'}",
+                  "--prices", f"ETH={PRICES / 'eth-usd-max_erickfm.csv'}")
+    assert r.returncode == 0, r.stderr
+    # two of each scored type, each with the reason its explanation gives
+    table = r.stdout[r.stdout.index("most fragile nodes of each type"):]
+    rows = re.findall(r"^ (\S+)\s+│ (protocol|pool|asset|account)\s+│ (0\.\d{3}|1\.000) │ (.+)$",
+                      table, flags=re.M)
+    assert [t for _, t, _, _ in rows] == ["protocol"] * 2 + ["pool"] * 2 + ["asset"] * 2 + [
+        "account"] * 2
+    assert all(why.strip() for *_, why in rows)
+    for name, paths in (("eth-35-steth-93", 1), ("gjr-fhs-10d", 200)):
+        run = json.loads((tmp_path / "runs" / f"{name}.json").read_text())
+        assert run["spec"]["paths"] == paths
+        assert f"{name} ({paths:,} path" in r.stdout
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "loss_distribution.png", "liquidations_by_round.png", "price_fan.png",
+        "fragility_ranking.png", "dependency_graph.png"}
+    # the store holds the ecosystem and a fragility score for every scored node
+    with open_store(f"memory:{tmp_path / 'store.zip'}") as store:
+        labels = store.stats().labels
+        (scores,) = store.score_sets()
+        assert labels["Position"] == 2000
+        assert scores.name == "fragility" and scores.count == sum(
+            labels[k] for k in ("Protocol", "Pool", "Asset", "Account"))
+        fragile = table.split("\n")[3].split("│")[0].strip()
+        assert store.scores("fragility", ids=[fragile])[fragile] == pytest.approx(
+            float(rows[0][2]), abs=5e-4)
+
+
+def test_demo_needs_price_histories(tmp_path: Path) -> None:
+    r = contagion("demo", "--out", str(tmp_path))
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("error: the demo fits the market model on daily price "
+                                       "histories: give --prices ASSET=FILE")
