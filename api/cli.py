@@ -273,9 +273,10 @@ def _demo_serve(out_dir: Path, store_uri: str, prices: list[str], port: int) -> 
     bound = sock.getsockname()[1]
     with open_store(store_uri) as s:
         app_ = create_app(s, keys, settings)
-        out.print(f"explorer: http://127.0.0.1:{bound}/explore#key={secret}\n"
-                  f"GraphQL:  http://127.0.0.1:{bound}/graphql (Authorization: Bearer "
-                  f"{secret}; key file {keys.path}); Ctrl-C stops", highlight=False)
+        # plain lines: a wrapped URL or key cannot be copied
+        print(f"explorer: http://127.0.0.1:{bound}/explore#key={secret}\n"
+              f"GraphQL:  http://127.0.0.1:{bound}/graphql (Authorization: Bearer {secret}; "
+              f"key file {keys.path}); Ctrl-C stops", flush=True)
         run_server(app_, sock, log_level="warning")
 
 

@@ -192,3 +192,32 @@ def test_demo_needs_price_histories(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert r.stderr.strip().startswith("error: the demo fits the market model on daily price "
                                        "histories: give --prices ASSET=FILE")
+
+
+def test_demo_serve_prints_a_working_explorer_address(tmp_path: Path) -> None:
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "demo", "--positions", "1000", "--paths", "50",
+         "--out", str(tmp_path), "--serve", "--port", "0",
+         "--prices", f"BTC={PRICES / 'btc-usd-max_erickfm.csv'}",
+         "--prices", f"ETH={PRICES / 'eth-usd-max_erickfm.csv'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for line in proc.stdout:  # the server prints its address once it listens
+            if line.startswith("explorer: "):
+                break
+        m = re.fullmatch(r"explorer: (http://127\.0\.0\.1:\d+)/explore#key=(\S+)\n", line)
+        assert m, line
+        base, key = m.groups()
+        assert httpx.get(f"{base}/explore").status_code == 200
+        r = httpx.post(f"{base}/graphql", headers={"authorization": f"Bearer {key}"},
+                       json={"query": "{ me { role } fragility(top: 1) { nodeId } }"})
+        assert r.json()["data"]["me"] == {"role": "ADMIN"}
+        assert len(r.json()["data"]["fragility"]) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
