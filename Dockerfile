@@ -7,6 +7,10 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim
 WORKDIR /app
+# the exact versions and hashes of requirements.lock (scripts/lock regenerates it), then the
+# project itself with no further resolution
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY graph graph
 COPY ingest ingest
@@ -14,7 +18,8 @@ COPY simulate simulate
 COPY gnn gnn
 COPY api api
 COPY --from=explorer /build/node_modules/cytoscape/dist/cytoscape.min.js api/explorer/vendor/
-RUN pip install --no-cache-dir . && useradd --create-home contagion
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . && pip check \
+    && useradd --create-home contagion
 USER contagion
 EXPOSE 8000
 ENTRYPOINT ["contagion"]
