@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from graph.export import compile_system, health_factors
-from graph.generate import generate_ecosystem
+from ingest.generate import generate_ecosystem
 from simulate.cascade import CascadeParams, compile_cascade, monte_carlo_shocks
 from simulate.cascade.fast import run_fast
 from simulate.cascade.reference import run_reference

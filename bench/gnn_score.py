@@ -23,7 +23,7 @@ from rich.table import Table
 from gnn.labels import draw_shocks
 from gnn.model import load_model
 from graph.export import compile_system
-from graph.generate import GeneratorConfig, generate_ecosystem
+from ingest.generate import GeneratorConfig, generate_ecosystem
 from simulate.cascade import CascadeParams, compile_cascade, run_fast
 
 __all__ = ["main"]

@@ -20,9 +20,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from graph.generate import generate_ecosystem
 from graph.store import GraphStore, MemoryStore
 from graph.store.neo4j import Neo4jStore
+from ingest.generate import generate_ecosystem
 
 
 def _timed_write(store: GraphStore, snap) -> tuple[float, int]:  # type: ignore[no-untyped-def]

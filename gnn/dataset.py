@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gnn.features import EDGE_TYPES, LABELLED_TYPES, NODE_TYPES, FeatureGraph, build_graph
 from gnn.labels import ShockFamily, failure_probabilities
 from graph.export import SystemArrays, compile_system
-from graph.generate import GeneratorConfig, ProtocolShares, generate_ecosystem
+from ingest.generate import GeneratorConfig, ProtocolShares, generate_ecosystem
 
 __all__ = ["DatasetConfig", "Sample", "build_dataset", "code_digest", "default_cache_dir",
            "ecosystem_config", "make_sample"]
@@ -69,14 +69,17 @@ def default_cache_dir() -> Path:
 
 
 def code_digest() -> str:
-    """Digest of the code behind graphs, features and labels: the generator and the export
-    (with the schema and vocabulary they read), the cascade, the scenario models and market
-    pieces it reads, and the feature, label and dataset modules."""
+    """Digest of the code behind graphs, features and labels: the generator (with its risk
+    parameters) and the export (with the schema and vocabulary they read), the cascade, the
+    formulas, clearing, scenario models and market pieces it reads, and the feature, label
+    and dataset modules."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    files = [*(root / "graph" / f for f in ("export.py", "generate.py", "schema.py",
-                                            "snapshot.py", "vocab.py", "data/risk_params.csv")),
+    files = [*(root / "graph" / f for f in ("export.py", "schema.py", "snapshot.py", "vocab.py")),
+             *(root / "ingest" / f for f in ("generate.py", "data/risk_params.csv")),
              *sorted((root / "simulate" / "cascade").glob("*.py")),
+             *sorted((root / "simulate" / "formulas").glob("*.py")),
+             root / "simulate" / "clearing.py",
              *sorted((root / "simulate" / "market").glob("*.py")),
              root / "simulate" / "scenarios" / "models.py",
              *(root / "gnn" / f for f in ("features.py", "labels.py", "dataset.py"))]

@@ -32,8 +32,8 @@ Features per node type (names in :data:`FEATURE_NAMES`; USD amounts enter as ``l
   ratio (holdings plus loans over liabilities), drop histogram of its positions' debt.
 - **oracle**: kind (one-hot), whether it reads a pool, the read pool's holdings.
 
-Edges (:data:`EDGE_TYPES`) follow DESIGN.md §3 with positions folded into accounts, each with
-a reverse edge ``rev_<name>``.
+Edges (:data:`EDGE_TYPES`) follow docs/architecture.md §3 with positions folded into
+accounts, each with a reverse edge ``rev_<name>``.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class FeatureGraph:
 
     >>> import numpy as np
     >>> from graph.export import compile_system
-    >>> from graph.generate import generate_ecosystem
+    >>> from ingest.generate import generate_ecosystem
     >>> s = compile_system(generate_ecosystem(200, seed=1))
     >>> g = build_graph(s, np.zeros(len(s.asset_ids)))
     >>> g.x["pool"].shape == (len(s.pool_ids), len(FEATURE_NAMES["pool"]))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ContagionError",
+    "ConvergenceError",
     "IngestError",
     "Problem",
     "SnapshotFormatError",
@@ -17,6 +18,11 @@ __all__ = [
 
 class ContagionError(Exception):
     """Base class of every error the engine raises on purpose."""
+
+
+class ConvergenceError(ContagionError, ArithmeticError):
+    """An iterative solver stopped without converging; the message names the solver, its
+    inputs, the iterations run and the residual left."""
 
 
 @dataclass(frozen=True)

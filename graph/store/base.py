@@ -105,7 +105,8 @@ class ContagionPath:
 
 @dataclass(frozen=True)
 class PositionHealth:
-    """A position of a pool with its health factor ``Σ c·p·LT / Σ d·p`` (inf without debt)."""
+    """A position of a pool with its health factor ``Σ c·p·LT / Σ d·p`` (inf without debt;
+    :func:`graph.export.health_factor`)."""
 
     id: str
     account: str
@@ -266,10 +267,6 @@ def in_health_range(hf: float, min_health: float | None, max_health: float | Non
     return max_health is None or hf < max_health
 
 
-def health_factor(weighted_collateral: float, debt_value: float) -> float:
-    return math.inf if debt_value <= 0 else weighted_collateral / debt_value
-
-
 def check_label(label: NodeLabel | str) -> NodeLabel:
     try:
         return NodeLabel(label)
@@ -323,7 +320,7 @@ def record_from(label: str, props: dict[str, Any], fks: dict[str, Any]) -> NodeR
 
 
 class GraphStore(ABC):
-    """A graph store holding one ecosystem snapshot; see DESIGN.md §2.
+    """A graph store holding one ecosystem snapshot; see docs/architecture.md §2.
 
     Writing a snapshot makes the store hold exactly that snapshot (rows absent from it are
     removed); the write is atomic and re-writing the same snapshot changes nothing.

@@ -22,6 +22,7 @@ import pandas as pd
 from neo4j import GraphDatabase, ManagedTransaction
 
 from graph.errors import StoreError, StoreTimeout
+from graph.export import health_factor
 from graph.schema import NODE_TABLES, TABLES, TableSpec, table_for_label
 from graph.snapshot import Manifest, Snapshot
 from graph.store.base import (
@@ -42,7 +43,6 @@ from graph.store.base import (
     check_label,
     check_listing,
     check_scores,
-    health_factor,
     in_health_range,
     record_from,
     relationship_side,
@@ -96,13 +96,22 @@ def _record_return(label: str) -> str:
     return f"'{label}' AS label, properties(n) AS p, {{{', '.join(fks)}}} AS fk"
 
 
-#: weighted collateral ``w`` and debt value ``debt`` of a position ``n`` (HF = w / debt)
+#: Weighted collateral ``w = Σ c·p·LT`` and debt value ``debt = Σ d·p`` of a position ``n``:
+#: the two sums of the health factor. The ratio is :func:`graph.export.health_factor`
+#: (``w / debt``, inf without debt), applied in Python to what a query returns; Cypher divides
+#: only in :data:`_HEALTH_RANGE`, where a filter has to run before ``LIMIT``.
 _HEALTH = (f"CALL (n) {{ OPTIONAL MATCH (n)-[:{RelType.IN}]->(pool:Pool) "
            f"OPTIONAL MATCH (n)-[c:{RelType.COLLATERAL}]->(x:Asset) "
            f"OPTIONAL MATCH (pool)-[ac:{RelType.ACCEPTS_COLLATERAL}]->(x) "
            "RETURN sum(c.amount * x.price * coalesce(ac.liquidation_threshold, 0.0)) AS w } "
            f"CALL (n) {{ OPTIONAL MATCH (n)-[d:{RelType.DEBT}]->(y:Asset) "
            "RETURN sum(d.amount * y.price) AS debt } ")
+
+#: ``$min <= HF < $max`` (either bound may be null) on the ``w`` and ``debt`` of
+#: :data:`_HEALTH`, with :func:`graph.export.health_factor`'s convention (HF = inf when
+#: ``debt <= 0``; the same IEEE division as the Python ratio).
+_HEALTH_RANGE = ("($max IS NULL OR (debt > 0 AND w / debt < $max)) AND "
+                 "($min IS NULL OR debt <= 0 OR w / debt >= $min) ")
 
 #: Cypher of each listing condition, per label (values are the parameters of the same name)
 _CONDITIONS: dict[str, dict[str, str]] = {
@@ -420,19 +429,10 @@ class Neo4jStore(GraphStore):
                   max_health: float | None = None) -> list[PositionHealth]:
         if self._find(pool_id) != NodeLabel.POOL:
             raise NodeNotFound(f"{pool_id!r} is not a pool")
-        q = (f"MATCH (pool:Pool {{id: $pool}})<-[:{RelType.IN}]-(p:Position) "
-             f"OPTIONAL MATCH (acc:Account)-[:{RelType.OWNS}]->(p) "
-             "CALL (p, pool) { "
-             f"  OPTIONAL MATCH (p)-[c:{RelType.COLLATERAL}]->(x:Asset) "
-             f"  OPTIONAL MATCH (pool)-[ac:{RelType.ACCEPTS_COLLATERAL}]->(x) "
-             "  RETURN sum(c.amount * x.price * coalesce(ac.liquidation_threshold, 0.0)) AS w } "
-             "CALL (p) { "
-             f"  OPTIONAL MATCH (p)-[d:{RelType.DEBT}]->(y:Asset) "
-             "  RETURN sum(d.amount * y.price) AS debt } "
-             "WITH p, acc, w, debt WHERE "
-             "  ($max IS NULL OR (debt > 0 AND w / debt < $max)) AND "
-             "  ($min IS NULL OR debt <= 0 OR w / debt >= $min) "
-             "RETURN p.id AS id, acc.id AS account, w, debt")
+        q = (f"MATCH (:Pool {{id: $pool}})<-[:{RelType.IN}]-(n:Position) "
+             f"OPTIONAL MATCH (acc:Account)-[:{RelType.OWNS}]->(n) " + _HEALTH
+             + "WITH n, acc, w, debt WHERE " + _HEALTH_RANGE
+             + "RETURN n.id AS id, acc.id AS account, w, debt")
         out = [PositionHealth(r["id"], r["account"] or "", health_factor(r["w"], r["debt"]))
                for r in self._run(q, pool=pool_id, min=min_health, max=max_health)]
         return sorted((p for p in out if in_health_range(p.health_factor, min_health,
@@ -476,9 +476,7 @@ class Neo4jStore(GraphStore):
             parts.append("n.id < $before")
         q = f"MATCH (n:{lab}) " + (f"WHERE {' AND '.join(parts)} " if parts else "")
         if cond.min_health is not None or cond.max_health is not None:
-            q += (_HEALTH + "WITH n, w, debt WHERE "
-                  "($max IS NULL OR (debt > 0 AND w / debt < $max)) AND "
-                  "($min IS NULL OR debt <= 0 OR w / debt >= $min) ")
+            q += _HEALTH + "WITH n, w, debt WHERE " + _HEALTH_RANGE
         q += (f"WITH n ORDER BY n.id {'DESC' if descending else 'ASC'} LIMIT $limit "
               f"RETURN {_record_return(lab)}")
         params = {k: v for k, v in cond.__dict__.items() if k in conditions}

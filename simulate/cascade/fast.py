@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from graph.export import health_factor
 from simulate.cascade.mechanics import (
     asset_stress,
     backing,
-    bs_delta,
-    bs_price,
     endogenous,
     impact,
     liquidation,
@@ -43,6 +42,7 @@ from simulate.cascade.mechanics import (
 from simulate.cascade.params import CascadeParams
 from simulate.cascade.paths import PathResults, Shocks
 from simulate.cascade.system import CascadeSystem
+from simulate.formulas.black_scholes import bs_delta, bs_price
 
 __all__ = ["run_fast"]
 
@@ -186,14 +186,14 @@ class _Chunk:
         lbv = (v * cs.cm_lb[li]).sum(axis=1)
         dv = ((cs.dm_amount[li] * kd[:, None]) * p_flat[base + cs.dm_asset[li]]).sum(axis=1)
         hit = (dv > 0) & (w < dv)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tb.floor[sel] = np.where(dv > 0, w / np.where(dv > 0, dv, 1.0), np.inf)
+        hf = health_factor(w, dv)
+        tb.floor[sel] = hf
         if not hit.any():
             return
         h = np.flatnonzero(hit)
         cvh, dvh = cv[h], dv[h]
         proto = cs.pool_protocol[cs.lend_pool[li[h]]]
-        phi, cf, seized, _, bad = liquidation(cvh, lbv[h], dvh, w[h] / dvh,
+        phi, cf, seized, _, bad = liquidation(cvh, lbv[h], dvh, hf[h],
                                               cs.close_factor[proto],
                                               cs.full_close_threshold[proto])
         closed = cf >= 1.0
@@ -212,7 +212,7 @@ class _Chunk:
         tb.kc[idx] = kc[h] * (1.0 - phi)
         tb.kd[idx] = kd[h] * (1.0 - cf)
         with np.errstate(divide="ignore", invalid="ignore"):
-            tb.floor[idx] = np.where(closed, np.inf, w[h] / dvh * (1.0 - phi) / (1.0 - cf))
+            tb.floor[idx] = np.where(closed, np.inf, hf[h] * (1.0 - phi) / (1.0 - cf))
         keep = np.ones(len(tb.path), dtype=bool)
         keep[idx[closed]] = False
         tb.keep(keep)

@@ -7,37 +7,31 @@ its issuer's backing ratio ``β``, and its peg target's ``E``:
 ``E_a = I_a · β_issuer(a) · E_peg(a)`` (WETH inherits ETH's fire-sale, stETH Lido's backing
 and ETH's moves, wstETH stETH's).
 
-Backing is a fixed point over cross-holdings (DESIGN.md §4.5): protocol ``k`` with bad debt
-beyond its reserve (``shortfall_k``) and deposits ``cross[k, j]`` in protocols that are
-themselves under-backed is backed at
-``β_k = clip(1 - (shortfall_k + Σ_j cross[k, j] (1 - β_j)) / L_k, 0, 1)``. The map is monotone,
-so iterating from ``β = 1`` converges to its greatest fixed point; with no prices involved this
-is Eisenberg–Noe clearing with the deposits as interbank liabilities.
+Backing is a fixed point over cross-holdings (docs/architecture.md §4.5), solved by
+:func:`simulate.clearing.backing_ratios`: protocol ``k`` with bad debt beyond its reserve
+(``shortfall_k``) and deposits ``cross[k, j]`` in protocols that are themselves under-backed is
+backed at ``β_k = clip(1 - (shortfall_k + Σ_j cross[k, j] (1 - β_j)) / L_k, 0, 1)``.
+
+Options are marked with :mod:`simulate.formulas.black_scholes`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtr
 
 from simulate.cascade.system import CascadeSystem
+from simulate.clearing import backing_ratios
 
 __all__ = [
     "asset_stress",
     "backing",
-    "bs_delta",
-    "bs_price",
     "endogenous",
     "impact",
     "liquidation",
     "margin_closeout",
     "route_sales",
 ]
-
-_BACKING_TOL = 1e-13
-_BACKING_MAX_ITER = 1000
-
 
 def liquidation(cv: ArrayLike, lbv: ArrayLike, dv: ArrayLike, hf: ArrayLike,
                 close_factor: ArrayLike, full_close_threshold: ArrayLike,
@@ -108,20 +102,11 @@ def route_sales(cs: CascadeSystem, tokens: np.ndarray, price: np.ndarray) -> np.
 
 
 def backing(cs: CascadeSystem, shortfall: np.ndarray) -> np.ndarray:
-    """Backing ratio ``β [..., P]`` of every protocol given its uncovered bad debt (USD)."""
-    liab = cs.liabilities_usd
-    safe = np.where(liab > 0, liab, 1.0)
-    beta = np.ones_like(shortfall)
-    if not shortfall.any():
-        return beta
-    for _ in range(_BACKING_MAX_ITER):
-        loss = shortfall + (1.0 - beta) @ cs.cross.T
-        new = np.where(liab > 0, np.clip(1.0 - loss / safe, 0.0, 1.0), 1.0)
-        done = np.max(np.abs(new - beta)) <= _BACKING_TOL
-        beta = new
-        if done:
-            break
-    return beta
+    """Backing ratio ``β [..., P]`` of every protocol given its uncovered bad debt (USD)
+    ``[..., P]``: :func:`simulate.clearing.backing_ratios` over the compiled liabilities and
+    cross-deposits (raises :class:`~simulate.clearing.ClearingError` if it does not
+    converge)."""
+    return backing_ratios(cs.liabilities_usd, cs.cross, shortfall)
 
 
 def endogenous(cs: CascadeSystem, imp: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -141,37 +126,3 @@ def asset_stress(cs: CascadeSystem, x: np.ndarray, e: np.ndarray) -> np.ndarray:
     peg = cs.peg_target
     target = np.where(peg >= 0, peg, 0)
     return np.where(peg >= 0, rel / rel[..., target], np.where(cs.stable, rel, e))
-
-
-def _d1(spot: np.ndarray, strike: np.ndarray, tau: np.ndarray, vol: np.ndarray
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    sd = vol * np.sqrt(tau)
-    live = (sd > 0) & (spot > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d1 = np.where(live, (np.log(np.where(live, spot, 1.0) / strike) + 0.5 * sd * sd)
-                      / np.where(live, sd, 1.0), 0.0)
-    return d1, d1 - sd, live
-
-
-def bs_price(spot: ArrayLike, strike: ArrayLike, tau: ArrayLike, vol: ArrayLike,
-             is_call: ArrayLike) -> np.ndarray:
-    """Black–Scholes price per unit (zero rates): ``S N(d1) - K N(d2)`` for calls,
-    ``K N(-d2) - S N(-d1)`` for puts; intrinsic value when ``tau · vol = 0``. Broadcasts."""
-    spot, strike = np.asarray(spot, dtype=float), np.asarray(strike, dtype=float)
-    d1, d2, live = _d1(spot, strike, np.asarray(tau, dtype=float), np.asarray(vol, dtype=float))
-    call = spot * ndtr(d1) - strike * ndtr(d2)
-    put = strike * ndtr(-d2) - spot * ndtr(-d1)
-    value = np.where(is_call, call, put)
-    intrinsic = np.where(is_call, np.maximum(spot - strike, 0.0), np.maximum(strike - spot, 0.0))
-    return np.where(live, np.maximum(value, 0.0), intrinsic)
-
-
-def bs_delta(spot: ArrayLike, strike: ArrayLike, tau: ArrayLike, vol: ArrayLike,
-             is_call: ArrayLike) -> np.ndarray:
-    """Black–Scholes delta per unit: ``N(d1)`` for calls, ``N(d1) - 1`` for puts; the
-    intrinsic step at expiry."""
-    spot, strike = np.asarray(spot, dtype=float), np.asarray(strike, dtype=float)
-    d1, _, live = _d1(spot, strike, np.asarray(tau, dtype=float), np.asarray(vol, dtype=float))
-    itm = np.where(spot > strike, 1.0, 0.0)
-    call = np.where(live, ndtr(d1), itm)
-    return np.where(is_call, call, call - 1.0)

@@ -1,6 +1,6 @@
 """The reference cascade kernel: one path at a time, one position at a time, written to be read.
 
-A round (DESIGN.md §4), for each path:
+A round (docs/architecture.md §4), for each path:
 
 1. prices ``p = p0 · X · E`` (:mod:`simulate.cascade.mechanics`);
 2. every open lending position with ``HF = Σ c·p·LT / Σ d·p < 1`` is liquidated: the close
@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from graph.export import health_factor
 from simulate.cascade.mechanics import (
     asset_stress,
     backing,
-    bs_delta,
-    bs_price,
     endogenous,
     impact,
     liquidation,
@@ -43,6 +42,7 @@ from simulate.cascade.mechanics import (
 from simulate.cascade.params import CascadeParams
 from simulate.cascade.paths import PathResults, Shocks
 from simulate.cascade.system import CascadeSystem
+from simulate.formulas.black_scholes import bs_delta, bs_price
 
 __all__ = ["run_reference"]
 
@@ -64,8 +64,8 @@ def _lending(cs: CascadeSystem, i: int, p: np.ndarray, kc: float, kd: float
     if not (dv > 0 and w < dv):  # HF = w / dv >= 1
         return False, 0.0, 0.0, 0.0, 0.0
     k = cs.pool_protocol[cs.lend_pool[i]]
-    phi, cf, seized, _, bad = liquidation(cv, lbv, dv, w / dv, cs.close_factor[k],
-                                          cs.full_close_threshold[k])
+    phi, cf, seized, _, bad = liquidation(cv, lbv, dv, health_factor(w, dv),
+                                          cs.close_factor[k], cs.full_close_threshold[k])
     return True, float(phi), float(cf), float(seized), float(bad)
 
 

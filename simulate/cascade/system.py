@@ -5,7 +5,8 @@ liquidation-threshold index of the fast kernel).
 Liquidity. Every asset ``r`` that absorbs fire sales has a *virtual constant-product reserve*
 ``R_r`` (tokens): the sum of its reserves in constant-product AMM pools (exact), plus, for
 stableswap pools and the off-chain order book (``market_depth_usd``: depth within 2% of mid),
-the constant-product reserve with the same 2% depth, ``depth / (0.98^(-1/2) - 1)``. Selling
+the constant-product reserve with the same 2% depth, ``depth / (0.98^(-1/2) - 1)`` (a
+stableswap pool's 2% depth is :func:`simulate.formulas.stableswap.stableswap_depth`). Selling
 ``S`` tokens in all moves its price by ``(R / (R + S))^2``: a sale split across constant-product
 pools in proportion to their reserves moves every pool by exactly that factor, so the sum of
 reserves is the exact aggregate. Wrapped assets (WETH) pool their liquidity with, and route
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from graph.export import SystemArrays
+from graph.export import SystemArrays, health_factor
 from graph.vocab import AccountKind, AssetKind, PoolKind
+from simulate.formulas.stableswap import stableswap_depth
 
-__all__ = ["CascadeSystem", "compile_cascade", "stableswap_depth"]
+__all__ = ["CascadeSystem", "compile_cascade"]
 
 _SECONDS_PER_YEAR = 365.0 * 86400.0
 _DEPTH_MOVE = 0.02  # market_depth_usd is the depth within 2% of mid
@@ -42,81 +44,6 @@ _AMM = list(PoolKind).index(PoolKind.AMM)
 _WRAPPED = list(AssetKind).index(AssetKind.WRAPPED)
 _STABLE = list(AssetKind).index(AssetKind.STABLE)
 _DEALER = list(AccountKind).index(AccountKind.DEALER)
-
-
-def _stableswap_d(x: np.ndarray, amp: float) -> float:
-    """Curve's invariant ``D`` of balances ``x`` (Newton, as in the StableSwap paper)."""
-    n = len(x)
-    s = float(x.sum())
-    if s == 0:
-        return 0.0
-    d, ann = s, amp * n ** n
-    for _ in range(255):
-        dp = d
-        for xi in x:
-            dp = dp * d / (n * xi)
-        prev = d
-        d = (ann * s + dp * n) * d / ((ann - 1) * d + (n + 1) * dp)
-        if abs(d - prev) <= 1e-12 * d:
-            break
-    return d
-
-
-def _stableswap_y(x: np.ndarray, i: int, j: int, xi_new: float, amp: float, d: float) -> float:
-    """Balance of coin ``j`` that keeps the invariant when coin ``i`` becomes ``xi_new``."""
-    n = len(x)
-    ann = amp * n ** n
-    xs = x.astype(float).copy()
-    xs[i] = xi_new
-    c, s = d, 0.0
-    for k in range(n):
-        if k == j:
-            continue
-        s += xs[k]
-        c = c * d / (xs[k] * n)
-    c = c * d / (ann * n)
-    b = s + d / ann
-    y = d
-    for _ in range(255):
-        prev = y
-        y = (y * y + c) / (2 * y + b - d)
-        if abs(y - prev) <= 1e-12 * y:
-            break
-    return y
-
-
-def stableswap_depth(balances: np.ndarray, amp: float, i: int, move: float = _DEPTH_MOVE,
-                     ) -> float:
-    """Amount of coin ``i`` that can be sold into a StableSwap pool (balances in a common
-    unit, amplification ``amp``) before its marginal price against the deepest other coin
-    falls by ``move``; found by bisection on the exact invariant (Egorov 2019, *StableSwap -
-    efficient mechanism for Stablecoin liquidity*).
-
-    >>> round(stableswap_depth(np.array([1e6, 1e6]), 1e-9, 0) / 1e6, 4)  # ~constant product
-    0.0102
-    """
-    x = np.asarray(balances, dtype=float)
-    j = int(np.argmax(np.where(np.arange(len(x)) == i, -np.inf, x)))
-    d = _stableswap_d(x, amp)
-
-    def price(xi: float) -> float:  # marginal units of j per unit of i at balance xi
-        h = 1e-7 * xi
-        return (_stableswap_y(x, i, j, xi - h, amp, d)
-                - _stableswap_y(x, i, j, xi + h, amp, d)) / (2 * h)
-
-    p0 = price(float(x[i]))
-    lo, hi = 0.0, float(x[i])
-    while price(float(x[i]) + hi) > p0 * (1 - move):
-        hi *= 2
-        if hi > 1e6 * x.sum():
-            return hi
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        if price(float(x[i]) + mid) > p0 * (1 - move):
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 def _csr_rows(m: sparse.csr_array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray,
@@ -279,7 +206,7 @@ def _liquidity(s: SystemArrays) -> tuple[np.ndarray, np.ndarray]:
             continue  # selling the pool's base coin (ETH for stETH) buys no stable value
         bal = row.data * s.price[coins] / s.price[a]  # balances in units of coin a
         i = int(np.flatnonzero(coins == a)[0])
-        own[a] += stableswap_depth(bal, float(amp), i) / _CP_DEPTH
+        own[a] += stableswap_depth(bal, float(amp), i, _DEPTH_MOVE) / _CP_DEPTH
     own += s.market_depth_usd / (s.price * _CP_DEPTH)
     route = np.arange(a_n)
     for a in range(a_n):
@@ -349,7 +276,7 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
     w = np.bincount(owner, weights=c_amount * s.price[c_asset] * c_lt, minlength=len(lend))
     dv = np.bincount(np.repeat(np.arange(len(lend)), np.diff(d_ptr)),
                      weights=d_amount * s.price[d_asset], minlength=len(lend))
-    hf0 = w / dv
+    hf0 = health_factor(w, dv)
     gid, order, keys, group_start, gcp, gca, gdp, gda = _groups(lend_pool, c_ptr, c_asset, d_ptr,
                                                            d_asset, hf0)
 

@@ -15,7 +15,7 @@ from apiserver import ApiServer, open_backend, start_server
 
 from api.keys import KeyStore
 from api.settings import ApiSettings
-from graph.generate import generate_ecosystem
+from ingest.generate import generate_ecosystem
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "explorer"

@@ -17,8 +17,8 @@ from gnn.explain import explain_node
 from gnn.model import FragilityModel, NetConfig
 from gnn.train import TrainConfig, fit
 from graph.export import compile_system
-from graph.generate import generate_ecosystem
 from graph.snapshot import Snapshot
+from ingest.generate import generate_ecosystem
 
 SMALL = TrainConfig(
     data=DatasetConfig(count=4, seed=31, min_positions=120, max_positions=200, paths=16),

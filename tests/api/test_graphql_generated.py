@@ -18,8 +18,8 @@ from apiserver import ApiServer, serve_backend
 from api.keys import KeyStore
 from api.settings import ApiSettings
 from graph.export import compile_system, health_factors
-from graph.generate import generate_ecosystem
 from graph.snapshot import Snapshot
+from ingest.generate import generate_ecosystem
 
 PAGE = """query($n: Int, $after: String, $below: Float) {
   positions(first: $n, after: $after, healthFactorBelow: $below) {

@@ -17,7 +17,7 @@ def hurried(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             key_file: tuple[KeyStore, dict[str, str]]) -> Iterator[ApiServer]:
     """A server whose store queries may take a microsecond, over a generated ecosystem where
     enumerating 8-hop contagion paths takes tens of milliseconds."""
-    from graph.generate import generate_ecosystem
+    from ingest.generate import generate_ecosystem
 
     yield from serve_backend(request, tmp_path_factory, key_file, generate_ecosystem(400, 5),
                              ApiSettings(store_timeout_s=1e-6))

@@ -12,7 +12,7 @@ from gnn.dataset import DatasetConfig, build_dataset, ecosystem_config
 from gnn.features import EDGE_TYPES, LABELLED_TYPES, NODE_TYPES
 from gnn.labels import ShockFamily, draw_shocks, failure_probabilities
 from graph.export import compile_system
-from graph.generate import generate_ecosystem
+from ingest.generate import generate_ecosystem
 
 CFG = DatasetConfig(count=2, seed=5, min_positions=100, max_positions=200, paths=16)
 

@@ -16,7 +16,7 @@ from gnn.features import (
 )
 from gnn.labels import ShockFamily
 from graph.export import compile_system
-from graph.generate import GeneratorConfig, generate_ecosystem
+from ingest.generate import GeneratorConfig, generate_ecosystem
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graph.generate import GeneratorConfig, generate_ecosystem
 from graph.store import MemoryStore
+from ingest.generate import GeneratorConfig, generate_ecosystem
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = {

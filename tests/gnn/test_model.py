@@ -15,8 +15,8 @@ from gnn.features import LABELLED_TYPES, feature_spec
 from gnn.model import FragilityModel, ModelError, load_model
 from gnn.train import TrainConfig, fit
 from graph.export import compile_system, health_factors
-from graph.generate import GeneratorConfig, generate_ecosystem
 from graph.snapshot import Snapshot
+from ingest.generate import GeneratorConfig, generate_ecosystem
 
 
 def _with_two_borrowers() -> Snapshot:

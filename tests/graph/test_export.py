@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from helpers import tiny_snapshot
 
-from graph.export import compile_system, health_factors
-from graph.generate import generate_ecosystem
-from graph.store.base import health_factor
+from graph.export import compile_system, health_factor, health_factors
 from graph.vocab import AssetKind, PoolKind
+from ingest.generate import generate_ecosystem
 
 
 def test_index_maps_and_shapes() -> None:
@@ -49,6 +48,19 @@ def test_health_factors_by_hand() -> None:
     shocked = health_factors(s, np.array([1000.0, 1.0, 1980.0]))
     assert shocked[0] == pytest.approx(0.825, rel=1e-15)
     assert shocked[1] == pytest.approx((15840 + 825) / 18000, rel=1e-15)
+
+
+def test_health_factor_on_scalars_and_arrays() -> None:
+    """HF = W / D with inf where D <= 0 (no debt), whether given floats or arrays."""
+    assert health_factor(16_500.0, 10_000.0) == 1.65 and type(health_factor(1.0, 2.0)) is float
+    assert health_factor(5.0, 0.0) == math.inf and health_factor(0.0, 0.0) == math.inf
+    hf = health_factor(np.array([[1.0], [3.0]]), np.array([2.0, 0.0, -1.0]))  # broadcasts
+    np.testing.assert_array_equal(hf, [[0.5, np.inf, np.inf], [1.5, np.inf, np.inf]])
+    # two Python floats take a shortcut past numpy: the same values, bit for bit
+    w = [17490.0, 1e-300, 0.1 + 0.2, 5.0, 0.0, 3.0]
+    d = [18000.0, 3e-300, 0.3, 0.0, 0.0, math.nan]
+    np.testing.assert_array_equal([health_factor(a, b) for a, b in zip(w, d, strict=True)],
+                                  health_factor(np.array(w), np.array(d)))
 
 
 def test_health_factors_match_the_per_position_definition() -> None:

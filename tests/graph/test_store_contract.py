@@ -269,7 +269,7 @@ def test_interrupted_write_is_completed_by_writing_again(store: GraphStore) -> N
 
 def test_backends_agree_on_a_generated_ecosystem(neo4j_store: GraphStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The same generated snapshot gives the same answer to every query on both stores."""
-    from graph.generate import generate_ecosystem
+    from ingest.generate import generate_ecosystem
 
     snap = generate_ecosystem(400, 5)
     mem = MemoryStore(tmp_path / "m.zip")
@@ -422,7 +422,7 @@ def test_backends_agree_on_batch_reads(neo4j_store: GraphStore, tmp_path) -> Non
     """Listings, batch lookups and health factors agree between the backends and with the
     compiled arrays on a generated ecosystem."""
     from graph.export import health_factors
-    from graph.generate import generate_ecosystem
+    from ingest.generate import generate_ecosystem
 
     snap = generate_ecosystem(400, 11)
     mem = MemoryStore(tmp_path / "m.zip")

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graph.export import SystemArrays, compile_system
-from graph.generate import generate_ecosystem
 from graph.snapshot import Manifest, Snapshot
 from graph.vocab import PoolKind
+from ingest.generate import generate_ecosystem
 from simulate.cascade import (
     CascadeParams,
     PathResults,
@@ -328,7 +328,7 @@ def test_scenario_errors_name_the_asset() -> None:
     with pytest.raises(ScenarioError, match="scenario asset 'DOGE' is not an asset"):
         fixed_shocks(FixedShockScenario(name="x", shocks={"DOGE": -0.5}), system,
                      CascadeParams())
-    with pytest.raises(ValueError, match=r"rounds must be at least the scenario's steps \(10\)"):
+    with pytest.raises(ValueError, match=r"rounds must be between the scenario.s steps \(10\)"):
         run_cascade(_system(100, 0), load_scenario("march-2020"),
                     params=CascadeParams(rounds=5))
 

@@ -14,12 +14,18 @@ from hypothesis.extra.numpy import arrays
 
 import simulate.clearing
 from graph.errors import ContagionError
-from simulate.clearing import ClearingError, debt_rank, debt_rank_systemic, eisenberg_noe
+from simulate.clearing import (
+    ClearingError,
+    backing_ratios,
+    debt_rank,
+    debt_rank_systemic,
+    eisenberg_noe,
+)
 
 
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(simulate.clearing, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 3 and result.failed == 0
+    assert result.attempted >= 4 and result.failed == 0
 
 
 def test_error_class_is_in_the_engine_hierarchy() -> None:
@@ -409,3 +415,45 @@ def test_debt_rank_linear_reports_non_convergence() -> None:
 def test_debt_rank_systemic_rejects_bad_input(args: tuple[Any, Any, Any], match: str) -> None:
     with pytest.raises(ClearingError, match=match):
         debt_rank_systemic(*args)
+
+
+# --- backing over cross-holdings ----------------------------------------------------------------
+
+
+def test_backing_two_protocols_by_hand() -> None:
+    """L = [100, 50]; protocol 0 deposited 20 in 1, protocol 1 deposited 10 in 0; shortfalls 10
+    and 5. With u = 1 - β_0 and v = 1 - β_1: u = (10 + 20v) / 100 = 0.1 + 0.2v and
+    v = (5 + 10u) / 50 = 0.1 + 0.2u, so u = 0.1 + 0.02 + 0.04u, u = 0.12 / 0.96 = 0.125 = v.
+    A second row without shortfall stays fully backed (rows are solved independently)."""
+    beta = backing_ratios(np.array([100.0, 50.0]), np.array([[0.0, 20.0], [10.0, 0.0]]),
+                          np.array([[10.0, 5.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(beta, [[0.875, 0.875], [1.0, 1.0]], rtol=1e-12)
+
+
+def test_backing_clips_and_skips_protocols_without_liabilities() -> None:
+    """A shortfall of 300 on liabilities of 100 is a full default (β = 0, not -2); protocol 1
+    owes nothing (L = 0), so it is backed at 1 whatever it lost; protocol 2 deposited 40 in
+    protocol 0 and loses all of it: β_2 = 1 - 40 / 200 = 0.8."""
+    cross = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [40.0, 0.0, 0.0]])
+    beta = backing_ratios(np.array([100.0, 0.0, 200.0]), cross, np.array([300.0, 7.0, 0.0]))
+    np.testing.assert_allclose(beta, [0.0, 1.0, 0.8], rtol=1e-12)
+    np.testing.assert_array_equal(backing_ratios(np.array([100.0]), np.zeros((1, 1)),
+                                                 np.zeros((4, 1))), np.ones((4, 1)))
+
+
+def test_backing_reports_non_convergence() -> None:
+    """Two protocols that each deposited 99% of their liabilities (100) in the other, and a
+    shortfall of 0.001 at protocol 0: u = 1e-5 + 0.99v and v = 0.99u (u, v = 1 - β), so
+    u = 1e-5 / (1 - 0.99²) = 5.025e-4. Iteration from β = 1 closes the distance to it by only
+    a factor 0.99 a round: after 1000 rounds β still moves by about 4e-10 a round."""
+    lia, cross = np.array([100.0, 100.0]), np.array([[0.0, 99.0], [99.0, 0.0]])
+    with pytest.raises(ClearingError, match=r"the backing fixed point did not converge in 1000 "
+                                            r"rounds: the residual \(largest change of a "
+                                            r"backing ratio in the last round\) is 4\.36e-10 > "
+                                            r"tol 1e-13"):
+        backing_ratios(lia, cross, np.array([1e-3, 0.0]))
+    # with a larger budget it stops when a round moves β by <= 1e-13, which leaves it within
+    # about 1e-13 / (1 - 0.99) = 1e-11 of the fixed point (relative 2e-8 of 1 - β)
+    beta = backing_ratios(lia, cross, np.array([1e-3, 0.0]), max_iter=100_000)
+    np.testing.assert_allclose(1.0 - beta, [1e-5 / (1 - 0.99**2), 0.99e-5 / (1 - 0.99**2)],
+                               rtol=1e-7)

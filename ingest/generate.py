@@ -62,7 +62,7 @@ collateral they custody plus idle liquidity.
 
 Sources of the numbers
 ----------------------
-- Risk parameters: ``graph/data/risk_params.csv`` (Aave v3 Ethereum reserve configurations of
+- Risk parameters: ``ingest/data/risk_params.csv`` (Aave v3 Ethereum reserve configurations of
   September 2023, Compound v3 cUSDCv3 asset configurations, Maker vault types; see its header).
 - Prices: ETH 1645.18 and BTC 25927.42 USD (CoinGecko daily series, 2023-09-01 00:00 UTC);
   stETH per wstETH 1.1247, ETH per rETH 1.0717 and per cbETH 1.0365 (ratios of the Aave v3
@@ -79,6 +79,40 @@ Sources of the numbers
   ``liquidity_scale = positions / 1e6`` to keep liquidity proportional in smaller ecosystems.
 - Shares (collateral and debt mixes, ``no_debt_share``, PSM and direct-deposit sizes, the
   share of stETH held in the modelled pools) are modelling assumptions, named where defined.
+
+Formulas: option marks and gammas are :mod:`simulate.formulas.black_scholes`, the stETH/ETH
+pool's invariant and marginal price :mod:`simulate.formulas.stableswap` — the definitions the
+cascade reads the snapshot with. (The generator is a source of snapshots, like an ingestor, so
+it lives in ``ingest``, which may import ``graph`` and the simulator's pure formula modules.)
+
+Token amounts and reproducible bytes
+------------------------------------
+A token amount on chain is a whole number of the token's base units (``10^-decimals``). A
+float64 holds that exactly only below 2^53 base units (0.009 of an 18-decimal token), and the
+generator's amounts come out of ``exp``, ``log`` and the normal CDF, whose last bit differs
+between numpy and scipy builds and between CPUs (SIMD code paths). So every amount the
+generator draws or computes through such a function — position collateral and debt, option
+sizes, the stETH/ETH pool's balances — is rounded (:func:`round_amounts`) to the grid
+``10^-q`` with ``q = min(decimals, AMOUNT_DIGITS - 1 - e)``, ``e = ⌊log10 amount⌋``: the
+token's decimals, but never more than ``AMOUNT_DIGITS`` = 9 significant digits, far coarser
+than float64's 15-17 digits. A build whose ``exp`` differs by a few ulps (relative 1e-16 to
+1e-15) then changes a stored amount only if the exact value lies within that distance of a
+rounding boundary: a chance of 1e-7 to 1e-6 per amount. (Every rounded amount of
+``data/sample`` lies at least 4.6e-13, some 4,000 ulps, from a boundary; the tests move every
+``exp``, ``log`` and normal-CDF result by one ulp and get the same bytes.) Collateral and
+option sizes round to the nearest grid point (at least one base unit); debt rounds down, after
+the collateral, so that a health factor never falls below its drawn value. Implied vols are
+rounded to 4 decimals (a hundredth of a vol point, as Deribit quotes them); option marks and
+margin requirements are computed from the rounded vols and sizes.
+
+Everything else — pool totals (``borrowed`` stays the sum of the rounded debt), supplies,
+custody, AMM reserves, Yearn, Lido and Maker balances, protocol reserves — is computed from the
+rounded amounts and constants with IEEE-754 additions, multiplications and divisions in a fixed
+order (``np.bincount`` and ``np.sum``, no BLAS products), which give the same bits on every
+machine, and is not rounded again. The risk parameters are parsed with Python's correctly
+rounded ``float``. ``contagion generate`` therefore writes the same tables in every
+environment; the Parquet files also record the pyarrow version that wrote them (pinned by
+``requirements.lock``).
 """
 
 from __future__ import annotations
@@ -93,7 +127,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.special import ndtr
 
 from graph.snapshot import STR_DTYPE, Manifest, Snapshot
 from graph.vocab import (
@@ -105,8 +138,11 @@ from graph.vocab import (
     PoolKind,
     ProtocolKind,
 )
+from simulate.formulas.black_scholes import bs_gamma, bs_price
+from simulate.formulas.stableswap import stableswap_d, stableswap_price
 
 __all__ = [
+    "AMOUNT_DIGITS",
     "AS_OF",
     "MAX_POSITIONS",
     "MIN_POSITIONS",
@@ -114,6 +150,7 @@ __all__ = [
     "ProtocolShares",
     "generate_ecosystem",
     "load_risk_params",
+    "round_amounts",
 ]
 
 #: The time every generated snapshot describes.
@@ -125,6 +162,12 @@ _AS_OF_S = int(AS_OF.timestamp())
 _YEAR_S = 365.0 * 86400.0
 _STR = STR_DTYPE
 _HF_FLOOR = 1.0 + 1e-9  # a sampled HF never rounds below 1 when recomputed from the amounts
+
+#: Significant decimal digits a generated token amount keeps at most (module docstring).
+AMOUNT_DIGITS = 9
+_IV_DECIMALS = 4  # implied vol to a hundredth of a vol point
+_POW10 = np.array([float(10**k) for k in range(23)])  # 10^0 .. 10^22, exact in float64
+_DECADES = np.array([float(f"1e{k}") for k in range(-30, 31)])  # floats nearest 10^-30 .. 10^30
 
 # ----------------------------------------------------------------------------- configuration
 
@@ -307,6 +350,7 @@ _ASSETS = (
 _A = len(_ASSETS)
 _AIDX = {a.id: i for i, a in enumerate(_ASSETS)}
 _PRICE = np.array([a.price for a in _ASSETS])
+_DECIMALS = np.array([a.decimals for a in _ASSETS], dtype=np.int64)
 
 # Pools that hold positions (lending and CDP markets, the options venue).
 _AAVE, _COMET = "aave-v3:main", "compound-v3:cusdcv3"
@@ -376,17 +420,55 @@ _DEALER_LONG_GAMMA_MAX = 0.5  # a dealer's long dollar gamma is at most half its
 _DEALER_COLLATERAL = {"USDC": 0.5, "BTC": 0.25, "ETH": 0.25}
 
 
+_FRACTIONS = ("ltv", "liquidation_threshold", "liquidation_bonus")
+
+
 def load_risk_params() -> pd.DataFrame:
-    """The published risk parameters in ``graph/data/risk_params.csv`` (package data).
+    """The published risk parameters in ``ingest/data/risk_params.csv`` (package data).
 
     Columns: ``market, asset, decimals, collateral (bool), borrowable (bool), ltv,
-    liquidation_threshold, liquidation_bonus`` (fractions). The file's header cites the source
-    of each group of rows.
+    liquidation_threshold, liquidation_bonus`` (fractions, parsed to the nearest float). The
+    file's header cites the source of each group of rows.
     """
-    ref = resources.files("graph").joinpath("data", "risk_params.csv")
+    ref = resources.files("ingest").joinpath("data", "risk_params.csv")
     with ref.open("r", encoding="utf-8") as f:
-        df = pd.read_csv(f, comment="#", dtype={"decimals": "int64"})
-    return df.astype({"collateral": bool, "borrowable": bool})
+        df = pd.read_csv(f, comment="#",
+                         dtype={"decimals": "int64", **dict.fromkeys(_FRACTIONS, "str")})
+    # Python's float() rounds correctly, whatever pandas' own parser does
+    return df.astype({"collateral": bool, "borrowable": bool}).assign(
+        **{c: df[c].map(float).astype(np.float64) for c in _FRACTIONS})
+
+
+def round_amounts(amount: np.ndarray, decimals: np.ndarray, *, down: bool = False
+                  ) -> np.ndarray:
+    """Token amounts ``[n]`` (>= 0) rounded to their token's grid (module docstring).
+
+    ``decimals`` ``[n]``: the token's decimals (0 to 22). The grid of an amount ``x`` is
+    ``10^-q``, ``q = min(decimals, AMOUNT_DIGITS - 1 - ⌊log10 x⌋)``: whole base units, and at
+    most ``AMOUNT_DIGITS`` significant digits. To the nearest grid point (ties to even), a
+    positive amount to at least one base unit; with ``down``, towards zero (0 possible). Only
+    comparisons, one multiplication or division by an exact power of ten, ``rint``/``floor``
+    and its inverse: the same bits on every IEEE-754 machine for the same input.
+
+    >>> round_amounts(np.array([1234.56789123456, 0.000123456789123, 2e-9, 0.0]),
+    ...               np.array([18, 18, 8, 6])).tolist()
+    [1234.56789, 0.000123456789, 1e-08, 0.0]
+    >>> round_amounts(np.array([1.23456789987, 9_876_543.219]), np.array([18, 6]),
+    ...               down=True).tolist()
+    [1.23456789, 9876543.21]
+    """
+    x = np.asarray(amount, dtype=np.float64)
+    dec = np.asarray(decimals, dtype=np.int64)
+    e = np.searchsorted(_DECADES, x, side="right") - 31  # ⌊log10 x⌋ by comparisons
+    q = np.minimum(dec, AMOUNT_DIGITS - 1 - e)
+    scale = _POW10[np.minimum(np.abs(q), len(_POW10) - 1)]
+    up = q >= 0
+    y = np.where(up, x * scale, x / scale)
+    k = np.floor(y) if down else np.rint(y)
+    out = np.where(up, k / scale, k * scale)
+    if not down:
+        out = np.where((x > 0) & (out == 0), 1.0 / _POW10[dec], out)
+    return out
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -463,32 +545,18 @@ def _sample_hf(rng: np.random.Generator, n: int, cfg: GeneratorConfig) -> np.nda
     return np.maximum(np.choose(part, (near, core, tail)), _HF_FLOOR)
 
 
-def _black_scholes(spot: np.ndarray, strike: np.ndarray, t: np.ndarray, vol: np.ndarray,
-                   is_call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Black–Scholes mark (USD per unit) and gamma (per USD) at zero rates; all arrays [L]."""
-    sd = vol * np.sqrt(t)
-    d1 = (np.log(spot / strike) + 0.5 * sd * sd) / sd
-    d2 = d1 - sd
-    call = spot * ndtr(d1) - strike * ndtr(d2)
-    put = strike * ndtr(-d2) - spot * ndtr(-d1)
-    gamma = np.exp(-0.5 * d1 * d1) / (math.sqrt(2.0 * math.pi) * spot * sd)
-    return np.where(is_call, call, put), gamma
-
-
 def _stableswap_pair(total: float, price: float, amp: float) -> tuple[float, float]:
-    """Balances ``(x, y)``, ``x + y = total``, of a two-coin stableswap pool (invariant
-    ``4A(x + y) + D = 4AD + D³/(4xy)``) whose marginal price of x in y is ``price`` <= 1."""
+    """Balances ``(x, y)``, ``x + y = total``, of a two-coin stableswap pool whose marginal price
+    of x in y (:func:`~simulate.formulas.stableswap.stableswap_price`) is ``price`` <= 1: the
+    price of x falls as x's share ``s`` grows, so ``s`` is found by bisection on
+    ``[0.5, 0.999]`` (60 halvings: the share to 4e-19)."""
 
     def marginal(s: float) -> float:
-        x, y = s * total, (1.0 - s) * total
-        d = total
-        for _ in range(64):  # Newton on the invariant for D
-            f = 4 * amp * total + d - 4 * amp * d - d**3 / (4 * x * y)
-            d -= f / (1 - 4 * amp - 3 * d * d / (4 * x * y))
-        return (4 * amp + d**3 / (4 * x * x * y)) / (4 * amp + d**3 / (4 * x * y * y))
+        x = np.array([s * total, (1.0 - s) * total])
+        return stableswap_price(x, amp, 0, 1, stableswap_d(x, amp))
 
     lo, hi = 0.5, 0.999
-    for _ in range(60):  # the price of x falls as x's share grows
+    for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if marginal(mid) > price else (lo, mid)
     s = 0.5 * (lo + hi)
@@ -613,15 +681,17 @@ def _lending(rng: np.random.Generator, size: np.ndarray, lt: np.ndarray, coll_w:
 
     ``size``: [n] collateral value (USD); ``lt``: [A] the pool's liquidation thresholds;
     ``coll_w``/``debt_w``: [A] popularity of accepted / lent assets (0 elsewhere). Returns
-    collateral and debt asset picks [n, k] (-1 unused) and token amounts [n, k]. Debt hits a
-    health factor drawn by :func:`_sample_hf` exactly; holders of an ETH liquid-staking token
-    lean to WETH debt.
+    collateral and debt asset picks [n, k] (-1 unused) and token amounts [n, k], rounded by
+    :func:`round_amounts` (collateral to the nearest grid point; debt down, from the rounded
+    collateral, so its health factor is at least the one drawn by :func:`_sample_hf`; a debt
+    that rounds to 0 is dropped). Holders of an ETH liquid-staking token lean to WETH debt.
     """
     n = len(size)
     kc = np.minimum(_draw(rng, _COLLATERAL_COUNT_P, n) + 1, np.count_nonzero(coll_w))
     cpick = _pick_distinct(rng, kc, coll_w)
-    cusd = size[:, None] * _split(rng, cpick)
-    weighted = (cusd * lt[cpick] * (cpick >= 0)).sum(axis=1)
+    camount = np.where(cpick >= 0, round_amounts(size[:, None] * _split(rng, cpick)
+                                                 / _PRICE[cpick], _DECIMALS[cpick]), 0.0)
+    weighted = (camount * _PRICE[cpick] * lt[cpick] * (cpick >= 0)).sum(axis=1)
     borrows = rng.random(n) >= cfg.no_debt_share
     # debt never repeats a collateral asset: a row may pick among the lent assets it does not hold
     held_lent = ((cpick >= 0) & (debt_w[cpick] > 0)).sum(axis=1)
@@ -634,8 +704,10 @@ def _lending(rng: np.random.Generator, size: np.ndarray, lt: np.ndarray, coll_w:
         sub = _pick_distinct(rng, kd[r], w, exclude=cpick[r])
         dpick[r, :sub.shape[1]] = sub
     debt_usd = weighted / _sample_hf(rng, n, cfg)
-    dusd = debt_usd[:, None] * _split(rng, dpick)
-    return (cpick, cusd / _PRICE[cpick], dpick, dusd / _PRICE[dpick])
+    damount = round_amounts(debt_usd[:, None] * _split(rng, dpick) / _PRICE[dpick],
+                            _DECIMALS[dpick], down=True)
+    dpick = np.where(damount > 0, dpick, -1)
+    return cpick, camount, dpick, np.where(dpick >= 0, damount, 0.0)
 
 
 def _legs(rng: np.random.Generator, leg_pos: np.ndarray, under: np.ndarray,
@@ -644,8 +716,8 @@ def _legs(rng: np.random.Generator, leg_pos: np.ndarray, under: np.ndarray,
 
     Inputs are [L] arrays (position, underlying index into ``_UNDERLYINGS``, notional USD,
     short flag). Returns the kept legs' ``position, asset, spot, is_call, is_short, strike,
-    expiry (Unix s), size (units of the underlying), iv, mark (USD per unit), gamma (per
-    USD)``, each [L'] with L' <= L.
+    expiry (Unix s), size (units of the underlying, not yet rounded), iv (rounded), mark (USD
+    per unit), gamma (per USD)``, each [L'] with L' <= L.
     """
     n = len(leg_pos)
     spot = _PRICE[_UNDERLYING_IDX][under]
@@ -658,12 +730,13 @@ def _legs(rng: np.random.Generator, leg_pos: np.ndarray, under: np.ndarray,
     steps = np.maximum(np.round(spot * np.exp(moneyness) / step), 1.0)
     strike = steps * step
     k = np.log(strike / spot)
-    iv = np.clip(np.array(_ATM_VOL)[under] + _SMILE_WING * k * k / np.sqrt(t) - _SMILE_SKEW * k,
-                 _IV_MIN, _IV_MAX)
+    iv = np.round(np.clip(np.array(_ATM_VOL)[under] + _SMILE_WING * k * k / np.sqrt(t)
+                          - _SMILE_SKEW * k, _IV_MIN, _IV_MAX), _IV_DECIMALS)
     # one leg per (position, underlying, kind, strike, expiry): keep the first drawn
     key = (((leg_pos * 2 + under) * 2 + is_call) * 65536 + steps.astype(np.int64)) * 8 + e
     keep = np.sort(np.unique(key, return_index=True)[1])
-    mark, gamma = _black_scholes(spot[keep], strike[keep], t[keep], iv[keep], is_call[keep])
+    mark = bs_price(spot[keep], strike[keep], t[keep], iv[keep], is_call[keep])
+    gamma = bs_gamma(spot[keep], strike[keep], t[keep], iv[keep])
     return {"position": leg_pos[keep], "asset": _UNDERLYING_IDX[under[keep]],
             "spot": spot[keep], "is_call": is_call[keep], "is_short": short[keep],
             "strike": strike[keep], "expiry": expiry[keep], "size": notional[keep] / spot[keep],
@@ -675,7 +748,8 @@ def _options(rng: np.random.Generator, size: np.ndarray, cfg: GeneratorConfig
     """Legs and collateral of the options venue: ``len(size)`` user accounts (notional
     ``size`` USD each) then ``cfg.dealers`` dealer books. Positions are local indices
     (users first). Dealers' long legs are scaled so that their long dollar gamma is at most
-    half the short: every dealer is short gamma."""
+    half the short: every dealer is short gamma. Sizes and collateral are rounded by
+    :func:`round_amounts`; the margin requirement is computed from the rounded sizes."""
     n_u, n_d = len(size), cfg.dealers
     coll = _draw(rng, _OPTION_COLLATERAL_P, n_u)  # BTC, ETH or USDC
     under = np.where(coll < 2, coll, _draw(rng, _UNDERLYING_P, n_u))  # coin-margined: same coin
@@ -701,6 +775,7 @@ def _options(rng: np.random.Generator, size: np.ndarray, cfg: GeneratorConfig
     with np.errstate(divide="ignore", invalid="ignore"):
         cap = np.where(g_long > 0, np.minimum(1.0, _DEALER_LONG_GAMMA_MAX * g_short / g_long), 1.0)
     size_u = np.where(is_dealer & ~is_short, size_u * cap[pos], size_u)
+    size_u = round_amounts(size_u, _DECIMALS[legs["asset"]])
     legs["size"] = size_u
     mm = cfg.options_maintenance_margin
     requirement = np.bincount(pos, is_short * (mm * spot + legs["mark"]) * size_u,
@@ -717,7 +792,7 @@ def _options(rng: np.random.Generator, size: np.ndarray, cfg: GeneratorConfig
     c_pos = np.concatenate([np.arange(n_u), np.repeat(np.arange(n_u, n_u + n_d), len(dealer_w))])
     c_asset = np.concatenate([option_coll[coll], np.tile(dealer_assets, n_d)])
     c_usd = np.concatenate([coll_usd[:n_u], (coll_usd[n_u:, None] * dealer_w).ravel()])
-    return legs, (c_pos, c_asset, c_usd / _PRICE[c_asset])
+    return legs, (c_pos, c_asset, round_amounts(c_usd / _PRICE[c_asset], _DECIMALS[c_asset]))
 
 
 def _flatten(pos: np.ndarray, picks: np.ndarray, amounts: np.ndarray
@@ -814,8 +889,10 @@ def _generate(n: int, seed: int, cfg: GeneratorConfig) -> dict[str, pd.DataFrame
         holdings[pidx[name], a[y]] = 0.5 * tvl * ls / _PRICE[a[y]]
     steth_pool_usd = max(_STETH_POOL_USD * ls, float(coll_total[:, a["steCRV"]].sum())
                          * _PRICE[a["steCRV"]] / _STECRV_POSTED_MAX)
-    st, eth = _stableswap_pair(steth_pool_usd / _ETH, _STETH / _ETH, _STETH_POOL_A)
-    holdings[pidx[_STETH_POOL], [a["stETH"], a["ETH"]]] = st, eth
+    pair = [a["stETH"], a["ETH"]]
+    st, eth = round_amounts(np.array(_stableswap_pair(steth_pool_usd / _ETH, _STETH / _ETH,
+                                                      _STETH_POOL_A)), _DECIMALS[pair])
+    holdings[pidx[_STETH_POOL], pair] = st, eth
     holdings[pidx[_THREEPOOL], [a["DAI"], a["USDC"], a["USDT"]]] = _THREEPOOL_USD * ls / 3.0
     # Lido's staking pool holds the ETH behind all stETH (wstETH counted in stETH)
     steth_modelled = st + _WSTETH_STETH * float(coll_total[:, a["wstETH"]].sum())
@@ -840,11 +917,11 @@ def _generate(n: int, seed: int, cfg: GeneratorConfig) -> dict[str, pd.DataFrame
     np.add.at(holdings, (lp, la), np.where(is_cdp, 0.0, supplied - b))
 
     # protocol reserves: a share of the debt they are owed (options: of the margin posted)
-    value_borrowed = borrowed @ _PRICE
+    value_borrowed = (borrowed * _PRICE).sum(axis=1)  # not a BLAS product: the same bits anywhere
     proto_of_pool = np.array([p.split(":")[0] for p in pool_ids])
     reserve = {p.id: cfg.reserve_ratio * float(value_borrowed[proto_of_pool == p.id].sum())
                for p in _PROTOCOLS}
-    reserve["deribit"] = cfg.reserve_ratio * float(coll_total[pidx[_OPTIONS_POOL]] @ _PRICE)
+    reserve["deribit"] = cfg.reserve_ratio * float((coll_total[pidx[_OPTIONS_POOL]] * _PRICE).sum())
 
     return _tables(n, cfg, pool_ids, pos_pool, pos_account, n_acct, coll_params, lent,
                    supplied, b, holdings, deposits, reserve,

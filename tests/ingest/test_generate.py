@@ -1,8 +1,12 @@
-"""The ecosystem generator: determinism, validity, health factors, structure and sources."""
+"""The ecosystem generator: determinism, validity, health factors, structure, sources, and
+amounts rounded so that the committed sample's bytes do not depend on the machine."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +14,18 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+import simulate.formulas.black_scholes as black_scholes
 from graph.export import compile_system, health_factors
-from graph.generate import (
+from graph.snapshot import Snapshot
+from ingest.generate import (
+    AMOUNT_DIGITS,
     AS_OF,
     GeneratorConfig,
     ProtocolShares,
     generate_ecosystem,
     load_risk_params,
+    round_amounts,
 )
-from graph.snapshot import Snapshot
 
 AAVE_ONCHAIN = (Path(__file__).resolve().parents[3] / "shared" / "data" / "aave_reserve_params"
                 / "aave_v3_ethereum_snapshot_2023-09_reserves_flat.csv")
@@ -387,11 +394,91 @@ def test_bad_config() -> None:
         GeneratorConfig().dealers = 3  # type: ignore[misc]
 
 
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
 def test_committed_sample_is_what_the_generator_produces(tmp_path: Path) -> None:
-    """data/sample is `contagion generate --positions 1000 --seed 7 --out data/sample`."""
-    sample = Path(__file__).resolve().parents[2] / "data" / "sample"
+    """data/sample is `contagion generate --positions 1000 --seed 7 --out data/sample`, byte
+    for byte (the Parquet footers name the pyarrow version, pinned by requirements.lock)."""
+    sample = SAMPLE
     fresh = generate_ecosystem(1000, 7).save(tmp_path / "sample")
     for f in sorted(fresh.iterdir()):
         assert (sample / f.name).read_bytes() == f.read_bytes(), (
             f"data/sample/{f.name} is stale: regenerate it with "
             "`contagion generate --positions 1000 --seed 7 --out data/sample`")
+
+
+# ----------------------------------------------------------------------------- rounding
+
+
+def test_round_amounts_by_hand() -> None:
+    """Grids: 1234.56789123456 (18 decimals) keeps 9 significant digits, 1234.56789 (grid
+    1e-5); 0.000123456789123 the same, grid 1e-12; 2e-9 of an 8-decimal token is below half a
+    base unit but positive, so it becomes one base unit, 1e-8; 123,456,789,012.3 (6 decimals)
+    is on the grid 1e3 (12 digits before the point, 9 kept); USDC's 1.5e-6 is a tie, to even
+    (2e-6). Down: 1.23456789987 -> 1.23456789, 9,876,543.219 (6 decimals) -> 9,876,543.21, and
+    4e-9 of an 8-decimal token -> 0."""
+    got = round_amounts(np.array([1234.56789123456, 0.000123456789123, 2e-9, 123_456_789_012.3,
+                                  1.5e-6, 0.0]),
+                        np.array([18, 18, 8, 6, 6, 6]))
+    assert got.tolist() == [1234.56789, 0.000123456789, 1e-08, 123_456_789_000.0, 2e-06, 0.0]
+    down = round_amounts(np.array([1.23456789987, 9_876_543.219, 4e-9]), np.array([18, 6, 8]),
+                         down=True)
+    assert down.tolist() == [1.23456789, 9876543.21, 0.0]
+    assert AMOUNT_DIGITS == 9
+
+
+def test_generated_amounts_are_on_their_grids(snap: Snapshot) -> None:
+    """Every position amount and option size lies on its token's grid (rounding it again
+    changes nothing), implied vols have 4 decimals, and no generated amount is zero."""
+    decimals = snap["assets"].set_index("id")["decimals"]
+    for table, column in (("position_collateral", "amount"), ("position_debt", "amount"),
+                          ("position_options", "size")):
+        df = snap[table]
+        x = df[column].to_numpy()
+        assert (x > 0).all(), table
+        np.testing.assert_array_equal(round_amounts(x, df["asset"].map(decimals).to_numpy()), x,
+                                      err_msg=table)
+    iv = snap["position_options"]["implied_vol"].to_numpy()
+    np.testing.assert_array_equal(np.round(iv, 4), iv)
+
+
+@pytest.mark.parametrize("direction", [np.inf, -np.inf], ids=["ulp-up", "ulp-down"])
+def test_sample_bytes_survive_last_bit_differences(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path, direction: float) -> None:
+    """Another build of numpy or scipy (or another CPU) may give exp, log and the normal CDF
+    one ulp away from this one. Here every such result is moved one ulp up (or down) and the
+    generator still writes data/sample byte for byte: its rounded amounts lie at least 4.6e-13
+    (relative, about 4,000 ulps) from a rounding boundary, its implied vols and strikes
+    further still."""
+    for name in ("exp", "log"):
+        f = getattr(np, name)
+        monkeypatch.setattr(np, name, lambda *a, _f=f, **k: np.nextafter(_f(*a, **k), direction))
+    ndtr = black_scholes.ndtr
+    monkeypatch.setattr(black_scholes, "ndtr", lambda x: np.nextafter(ndtr(x), direction))
+    fresh = generate_ecosystem(1000, 7).save(tmp_path / "sample")
+    for f in sorted(fresh.iterdir()):
+        assert (SAMPLE / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+def test_sample_bytes_do_not_depend_on_numpys_cpu_dispatch(tmp_path: Path) -> None:
+    """numpy computes exp and log with AVX-512 code on a CPU that has it and with other code
+    elsewhere; the two differ in the last bit for some inputs (the generator before rounding
+    wrote different data/sample files on the two). With AVX-512 dispatch switched off
+    (NPY_DISABLE_CPU_FEATURES) the generator still writes data/sample byte for byte."""
+    from numpy._core._multiarray_umath import (  # type: ignore[attr-defined]
+        __cpu_baseline__,
+        __cpu_features__,
+    )
+
+    off = [f for f, on in __cpu_features__.items()
+           if on and f not in __cpu_baseline__ and (f.startswith("AVX512") or f == "X86_V4")]
+    if not off:
+        pytest.skip("no AVX-512 on this CPU: numpy has one code path for exp and log here")
+    out = tmp_path / "sample"
+    code = ("import sys; from ingest.generate import generate_ecosystem; "
+            "generate_ecosystem(1000, 7).save(sys.argv[1])")
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(off)}
+    subprocess.run([sys.executable, "-c", code, str(out)], env=env, check=True, timeout=300)
+    for f in sorted(out.iterdir()):
+        assert (SAMPLE / f.name).read_bytes() == f.read_bytes(), f.name
