@@ -23,9 +23,12 @@ whose ``connection_init`` carries no valid key is closed with 4403 (and one that
 before ``connection_init`` with 4401, by the protocol). Opening a connection takes a token
 from the key's rate-limit bucket.
 
-The store is opened once per server and shared by every request; store calls run on a
-thread pool of ``store_threads`` threads. Scenario runs are executed by the server's
-:class:`~api.runs.RunManager` in worker processes, one manager per server process.
+The served store must exist: a ``memory:PATH`` file that is not there is an error at startup
+(``contagion load`` or ``contagion ingest`` creates one; the admin ``ingest`` mutation then
+writes into it), not an empty graph to serve. It is opened once per server and shared by
+every request; store calls run on a thread pool of ``store_threads`` threads. Scenario runs
+are executed by the server's :class:`~api.runs.RunManager` in worker processes, one manager
+per server process.
 """
 
 from __future__ import annotations
@@ -286,7 +289,7 @@ def create_app(store: GraphStore, keys: KeyStore, settings: ApiSettings | None =
                        f"{settings.workers}), which cannot share a run queue; scenario runs "
                        "are launched, cancelled and watched on a server with --workers 1")
     runs = RunManager(settings.runs_dir, store.uri, snapshot=store.read_snapshot,
-                      prices=tuple((a, str(f)) for a, f in settings.prices),
+                      prices=settings.prices,
                       history_days=settings.history_days,
                       max_concurrent=settings.max_concurrent_runs, unavailable=unavailable)
     limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
@@ -358,10 +361,15 @@ def app_from_env() -> Starlette:
 def run_workers(store_uri: str, keys: Path, settings: ApiSettings, sock: socket.socket, *,
                 log_level: str = "info") -> None:
     """Serve with ``settings.workers`` processes sharing ``sock``, each with its own store
-    connection (a memory store is loaded by each), until interrupted."""
+    connection (a memory store is loaded by each), until interrupted. The store is opened
+    here once first, so that a missing store file or an unreachable server is an error at
+    startup rather than a failure of every worker."""
+    from graph.store import open_store
+
     if store_uri == "memory:":
         raise ValueError("--workers above 1 needs a store other processes can open (a Neo4j "
                          "server or memory:PATH), not memory:")
+    open_store(store_uri).close()
     os.environ[_ENV] = json.dumps({"store": store_uri, "keys": str(keys),
                                    "settings": settings.model_dump_json()})
     # a worker answers the parent's health checks only once it has imported the package

@@ -44,9 +44,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from graph.generate import generate_ecosystem
 from graph.snapshot import Snapshot
 from graph.store import open_store
+from ingest.generate import generate_ecosystem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,7 +173,7 @@ async def _load(url: str, token: str, bodies: list[dict[str, Any]], rate: float,
 def run_store(name: str, uri: str, snap: Snapshot, rate: float, duration: float, warmup_s: float,
               seed: int, console: Console, workers: int = 1) -> dict[str, Any]:
     with (console.status(f"loading {snap.num_rows('positions'):,} positions into {uri}"),
-          open_store(uri) as store):
+          open_store(uri, create=True) as store):
         store.write_snapshot(snap)
     with tempfile.TemporaryDirectory() as tmp:
         from api.keys import KeyStore

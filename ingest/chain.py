@@ -178,13 +178,15 @@ def _target_block(cfg: ChainConfig, block: int | str | None, head: int) -> int:
 
 
 def ingest_chain(config: ChainConfig, *, rpc_url: str | None = None,
-                 block: int | str | None = None, progress: ChainProgress | None = None
-                 ) -> ChainResult:
+                 block: int | str | None = None, progress: ChainProgress | None = None,
+                 on_retry: Callable[[str], None] | None = None) -> ChainResult:
     """Read the contracts of ``config`` at ``block`` (default: the config's ``block``) and
-    return the snapshot, continuing the event scan from the checkpoint.
+    return the snapshot, continuing the event scan from the checkpoint. ``on_retry`` is told
+    of every retried request as it happens (default: a warning of the ``ingest.rpc`` logger).
 
-    Raises :class:`~graph.errors.IngestError` (unreachable node after retries, a block too
-    close to the head, a token without a price, inconsistent state) and
+    Raises :class:`~graph.errors.IngestError` (an unreachable endpoint: ``cannot reach the RPC
+    endpoint …``, within seconds; a node failing after retries, a block too close to the
+    head, a token without a price, inconsistent state) and
     :class:`~graph.errors.SnapshotValidationError` if the chain's data breaks a schema rule.
     """
     url = rpc_url or config.rpc
@@ -195,9 +197,11 @@ def ingest_chain(config: ChainConfig, *, rpc_url: str | None = None,
                           "'amm' pairs")
     tick = progress or (lambda stage, done, total: None)
     rpc = Rpc(url, timeout=config.timeout_seconds, max_retries=config.max_retries,
-              backoff=config.backoff_seconds, batch_size=config.batch_size)
+              backoff=config.backoff_seconds, batch_size=config.batch_size,
+              connect_timeout=config.connect_timeout_seconds,
+              connect_retries=config.connect_retries, on_retry=on_retry)
     reader = _Reader(rpc.w3)
-    chain_id = rpc.chain_id()
+    chain_id = rpc.connect()
     head = rpc.head()
     target = _target_block(config, block, head)
     pools = [p.pool for p in config.lending]

@@ -90,7 +90,11 @@ class ChainConfig(_Model):
     Logs are read ``chunk_blocks`` blocks per request (halved when the node says a range is too
     large); a request failing with a timeout, a connection error, HTTP 429/5xx or a JSON-RPC
     rate-limit error is retried up to ``max_retries`` times, waiting ``backoff_seconds`` × 2^k
-    (at most 30 s). ``eth_call`` reads go ``batch_size`` to a JSON-RPC batch. ``checkpoint``
+    (at most 30 s); a request may take ``timeout_seconds``. The first request checks that the
+    endpoint answers: it may take ``connect_timeout_seconds`` and is retried
+    ``connect_retries`` times, so that an unreachable endpoint fails within seconds. Every
+    retry is reported as it happens. ``eth_call`` reads go ``batch_size`` to a JSON-RPC
+    batch. ``checkpoint``
     (relative to the config file; default ``<config name>.checkpoint.json`` beside it) holds
     the scan's progress.
     """
@@ -106,6 +110,8 @@ class ChainConfig(_Model):
     max_retries: int = Field(default=6, ge=0)
     backoff_seconds: float = Field(default=0.5, ge=0)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    connect_retries: int = Field(default=2, ge=0)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
     checkpoint: Path | None = None
     lending: tuple[LendingPoolConfig, ...] = ()
     amm: tuple[PairConfig, ...] = ()

@@ -3,9 +3,13 @@
 Built on web3.py (provider, ABI encoding and decoding, event decoding). What it adds is what a
 long ingest against a hosted endpoint needs:
 
+- the first request (:meth:`Rpc.connect`, ``eth_chainId``) checks that the endpoint answers:
+  it may take ``connect_timeout`` seconds and is retried ``connect_retries`` times, so that
+  an unreachable endpoint fails in seconds ("cannot reach the RPC endpoint …");
 - every request is retried on timeouts, connection errors, HTTP 429 and 5xx, and JSON-RPC
   rate-limit errors, waiting ``backoff × 2^k`` seconds (at most 30, or the server's
-  ``Retry-After``), up to ``max_retries`` times;
+  ``Retry-After``), up to ``max_retries`` times; each retry is reported (``on_retry``, or a
+  warning of the ``ingest.rpc`` logger) as it happens;
 - ``eth_getLogs`` ranges that a node refuses as too large (too many results, range limit,
   response size) are halved until they pass;
 - ``eth_call`` reads at one block go as JSON-RPC batches of ``batch_size`` calls.
@@ -16,6 +20,8 @@ scheme and host (hosted endpoints carry API keys in the path).
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,11 +41,14 @@ __all__ = ["Call", "Rpc", "redact_url"]
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 _RATE_LIMIT_CODES = {429, -32005, -32029, -32090}
 _RATE_LIMIT_WORDS = ("rate limit", "too many requests", "exceeded the quota", "capacity")
 _RANGE_WORDS = ("more than", "too many results", "block range", "range is too large",
                 "range too large", "response size", "limit exceeded", "query timeout",
                 "exceed maximum block range", "log response size")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
 def redact_url(url: str) -> str:
@@ -57,6 +66,21 @@ class Call:
     to: str
     data: str
     outputs: tuple[str, ...] | None
+
+
+def _connection_failure(e: BaseException) -> str:
+    """Why a connection failed, in a few words: the system's reason where the message of
+    requests (and of the urllib3 errors inside it) carries one.
+
+    >>> _connection_failure(OSError("HTTPConnectionPool(host='127.0.0.1', port=9): Max "
+    ...     "retries exceeded (Caused by NewConnectionError('<urllib3.connection object>: "
+    ...     "Failed to establish a new connection: [Errno 111] Connection refused'))"))
+    'connection refused'
+    >>> _connection_failure(OSError("something else"))
+    'connection failed'
+    """
+    m = _ERRNO.search(str(e))
+    return m.group(1).strip().rstrip(".").lower() if m else "connection failed"
 
 
 class _Retryable(Exception):
@@ -82,44 +106,69 @@ def _rpc_error_kind(code: Any, message: str) -> str | None:
 
 
 class Rpc:
-    """One endpoint. ``sleep`` is injectable so that callers may account for waiting."""
+    """One endpoint. ``sleep`` is injectable so that callers may account for waiting;
+    ``on_retry`` is told of every retry, before its wait (default: a logged warning).
+
+    Nothing listens on port 9 here:
+
+    >>> Rpc("http://127.0.0.1:9", connect_retries=0).connect()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graph.errors.IngestError: cannot reach the RPC endpoint http://127.0.0.1:9 after 1 attempt (...)
+    """
 
     def __init__(self, url: str, *, timeout: float = 30.0, max_retries: int = 6,
-                 backoff: float = 0.5, batch_size: int = 100,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 backoff: float = 0.5, batch_size: int = 100, connect_timeout: float = 5.0,
+                 connect_retries: int = 2, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[str], None] | None = None) -> None:
         self.url = url
         self.where = redact_url(url)
         self.max_retries = max_retries
+        self.connect_retries = connect_retries
         self.backoff = backoff
         self.batch_size = batch_size
         self.sleep = sleep
+        self.on_retry = on_retry or log.warning
         self.retries = 0  # how many requests were retried (for reports and tests)
         self.splits = 0  # how many log ranges were halved
         provider = HTTPProvider(url, request_kwargs={"timeout": timeout},
                                 exception_retry_configuration=None)
         self.w3 = Web3(provider)
+        # the first request, with its own (short) time limit
+        self._probe = Web3(HTTPProvider(url, request_kwargs={"timeout": connect_timeout},
+                                        exception_retry_configuration=None))
 
     # ------------------------------------------------------------------ retry
-    def _attempt(self, what: str, fn: Callable[[], T]) -> T:
-        for attempt in range(self.max_retries + 1):
+    def _attempt(self, what: str, fn: Callable[[], T], *, retries: int | None = None,
+                 failure: Callable[[int, str], IngestError] | None = None) -> T:
+        """``fn()``, retried ``retries`` times (default ``max_retries``) on a retryable
+        error; ``failure(attempts, why)`` is the error raised once they are all spent."""
+        most = self.max_retries if retries is None else retries
+        for attempt in range(most + 1):
             try:
                 return self._classify(fn)
             except _Retryable as e:
-                if attempt == self.max_retries:
+                if attempt == most:
+                    if failure is not None:
+                        raise failure(attempt + 1, str(e)) from None
                     raise IngestError(f"{what} failed after {attempt + 1} tries at "
                                       f"{self.where}: {e}") from None
                 self.retries += 1
-                wait = e.wait if e.wait is not None else self.backoff * 2 ** attempt
-                self.sleep(min(wait, 30.0))
+                wait = min(e.wait if e.wait is not None else self.backoff * 2 ** attempt, 30.0)
+                self.on_retry(f"{what} at {self.where}: {e}; retry {attempt + 1} of {most} "
+                              f"in {wait:.1f} s")
+                self.sleep(wait)
         raise AssertionError("unreachable")
 
     def _classify(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
+        except requests.ConnectTimeout as e:
+            raise _Retryable("connection timed out") from e
         except requests.Timeout as e:
             raise _Retryable(f"timed out ({e.__class__.__name__})") from e
         except requests.ConnectionError as e:
-            raise _Retryable("connection failed") from e
+            raise _Retryable(_connection_failure(e)) from e
         except requests.HTTPError as e:
             status = e.response.status_code if e.response is not None else 0
             if status == 429 or status >= 500:
@@ -139,6 +188,16 @@ class Rpc:
             raise IngestError(f"JSON-RPC error from {self.where}: {message}") from e
 
     # ------------------------------------------------------------------ simple reads
+    def connect(self) -> int:
+        """The chain id, read as the first request: it checks that the endpoint answers,
+        within ``connect_timeout`` seconds an attempt and ``connect_retries`` retries."""
+        def failure(attempts: int, why: str) -> IngestError:
+            return IngestError(f"cannot reach the RPC endpoint {self.where} after {attempts} "
+                               f"attempt{'s' if attempts != 1 else ''} ({why})")
+
+        return int(self._attempt("eth_chainId", lambda: self._probe.eth.chain_id,
+                                 retries=self.connect_retries, failure=failure))
+
     def chain_id(self) -> int:
         return int(self._attempt("eth_chainId", lambda: self.w3.eth.chain_id))
 

@@ -119,10 +119,10 @@ def start_server(store: GraphStore, keys: KeyStore, tokens: dict[str, str], back
 
 
 def open_backend(backend: str, tmp: Path, snapshot: Snapshot) -> GraphStore:
-    """A store of ``backend`` holding ``snapshot``, opened by URI as ``contagion serve`` does
+    """A store of ``backend`` holding ``snapshot``, opened by URI as ``contagion load`` does
     (the Neo4j one is the suite's server, which this replaces the content of)."""
     uri = f"memory:{tmp / 'store.zip'}" if backend == "memory" else NEO4J_URI
-    store = open_store(uri)
+    store = open_store(uri, create=True)
     store.write_snapshot(snapshot)
     return store
 

@@ -25,6 +25,7 @@ import networkx as nx
 import pandas as pd
 
 from graph.errors import StoreError
+from graph.export import health_factor
 from graph.schema import NODE_TABLES, TABLES, table_for_label
 from graph.snapshot import Snapshot
 from graph.store.base import (
@@ -45,7 +46,6 @@ from graph.store.base import (
     check_label,
     check_listing,
     check_scores,
-    health_factor,
     in_health_range,
     record_from,
     relationship_side,
@@ -79,14 +79,26 @@ class _ReadIndex:
 class MemoryStore(GraphStore):
     """In-process store; ``path=None`` keeps it in memory only.
 
+    A ``path`` that does not exist is a new, empty store whose file the first write creates;
+    with ``create=False`` it must exist (reading a store that is not there raises
+    :class:`~graph.errors.StoreError` naming it, instead of showing an empty graph).
+
     >>> store = MemoryStore()
     >>> store.stats().labels["Position"]
     0
+    >>> MemoryStore("no/such/store.zip", create=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graph.errors.StoreError: store file memory:no/such/store.zip does not exist (...)
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 create: bool = True) -> None:
         self.path = Path(path) if path is not None else None
         self.uri = f"memory:{self.path}" if self.path else "memory:"
+        if self.path is not None and not create and not self.path.exists():
+            raise StoreError(f"store file {self.uri} does not exist (`contagion load` or "
+                             "`contagion ingest` creates it)")
         self.graph: nx.MultiDiGraph = nx.MultiDiGraph()
         self._index: _ReadIndex | None = None
         self._index_lock = threading.Lock()

@@ -61,7 +61,7 @@ def test_apikey_and_serve_errors_are_one_line(tmp_path: Path) -> None:
         (("serve", "--store", "memory:", "--keys", str(keys), "--prices", "ETH=/nope.csv"),
          "error: --prices must be ASSET=FILE with an existing file (got ETH=/nope.csv)"),
         (("serve", "--store", "memory:", "--keys", str(keys), "--prices", "ETH"),
-         "error: --prices must look like ASSET=FILE (got 'ETH')"),
+         "error: --prices: a price history must look like ASSET=FILE (got 'ETH')"),
         (("serve", "--store", "memory:", "--keys", str(keys), "--max-concurrent-runs", "0"),
          "error: --max-concurrent-runs: input should be greater than or equal to 1 (got 0)"),
     ]
@@ -69,6 +69,21 @@ def test_apikey_and_serve_errors_are_one_line(tmp_path: Path) -> None:
         r = contagion(*args)
         assert r.returncode == 1
         assert r.stderr.strip().splitlines() == [line]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_a_missing_store_file(tmp_path: Path, workers: str) -> None:
+    """A store file that is not there is an error at startup, not an empty graph served."""
+    keys = tmp_path / "keys.json"
+    assert contagion("apikey", "create", "--role", "admin", "--keys", str(keys)).returncode == 0
+    store = tmp_path / "typo.zip"
+    r = contagion("serve", "--store", f"memory:{store}", "--keys", str(keys), "--port", "0",
+                  "--workers", workers, "--runs-dir", str(tmp_path / "runs"))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: store file memory:{store} does not exist (`contagion load` or `contagion "
+        "ingest` creates it)")
+    assert not store.exists()
 
 
 @pytest.fixture(params=["memory", "neo4j"])

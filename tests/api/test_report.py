@@ -13,9 +13,9 @@ import pytest
 
 from api.report import FAN_QUANTILES, FragileNode, fan_quantiles, write_report
 from graph.export import compile_system
-from graph.generate import generate_ecosystem
 from graph.store import open_store
 from graph.store.base import Subgraph
+from ingest.generate import generate_ecosystem
 from simulate.cascade.run import RunResult, run_cascade
 from simulate.market.shocks import fit_market_model
 from simulate.prices import read_daily_closes
@@ -36,7 +36,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, RunResult
     mc = run_cascade(system, load_scenario("gjr-fhs-10d"), market=market, paths=400, seed=3,
                      snapshot=snap.manifest.model_dump(mode="json"))
     stress = run_cascade(system, load_scenario("eth-35-steth-93"))
-    with open_store(f"memory:{tmp_path_factory.mktemp('store') / 's.zip'}") as store:
+    with open_store(f"memory:{tmp_path_factory.mktemp('store') / 's.zip'}",
+                    create=True) as store:
         store.write_snapshot(snap)
         sub = store.dependencies("aave-v3", 3)
     symbols = dict(zip(system.asset_ids, system.asset_symbols, strict=True))
