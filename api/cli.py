@@ -1,7 +1,9 @@
 """The ``contagion`` command line.
 
 Every command prints one clear error line (or, for an invalid snapshot, the list of problems)
-and exits non-zero on failure, instead of a traceback.
+and exits non-zero on failure, instead of a traceback; a usage error (an unknown command or
+option, a missing option, a bad value) is one ``error: ... (see contagion COMMAND --help)``
+line too, with exit code 2.
 """
 
 from __future__ import annotations
@@ -12,27 +14,33 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, cast, get_args
 
 import numpy as np
-import pandas as pd
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from graph.errors import ContagionError, SnapshotValidationError
-from graph.export import compile_system, exposure_by_protocol
+from graph.export import SystemArrays, compile_system, exposure_by_protocol
 from graph.snapshot import Snapshot
 from graph.store import GraphStore, StoreStats, WriteSummary, open_store
 from simulate.backtest import BacktestResult, var_backtest
-from simulate.cascade import CascadeParams
-from simulate.cascade.run import RunResult, compare_runs, run_cascade
-from simulate.market import MarketModel, fit_market_model
+from simulate.cascade.run import RunResult, compare_runs
 from simulate.market.volatility import VolSpec
+from simulate.pipeline import (
+    PipelineError,
+    PriceHistory,
+    RunRequest,
+    StageProgress,
+    execute_run,
+    parse_price_histories,
+)
 from simulate.prices import log_returns, read_daily_closes
-from simulate.scenarios import MonteCarloScenario, list_scenarios, load_scenario
+from simulate.scenarios import MonteCarloScenario, Scenario, list_scenarios, load_scenario
 
 __all__ = ["app", "main"]
 
@@ -100,7 +108,7 @@ def generate(
     out_dir: Annotated[Path, typer.Option("--out", help="snapshot directory to write")],
 ) -> None:
     """Generate a realistic ecosystem snapshot (deterministic for a seed)."""
-    from graph.generate import generate_ecosystem
+    from ingest.generate import generate_ecosystem
 
     t0 = time.perf_counter()
     with console.status(f"generating {positions:,} positions (seed {seed})"):
@@ -124,7 +132,7 @@ def load(path: Annotated[Path, typer.Argument(help="snapshot directory")],
          store: StoreOpt) -> None:
     """Write a snapshot into a store (idempotent: re-loading it changes nothing)."""
     snap = _load(path)
-    with open_store(store) as s:
+    with open_store(store, create=True) as s:
         summary = _write(s, snap)
     out.print(_summary_table(summary))
 
@@ -141,11 +149,11 @@ def stats(store: StoreOpt,
         out.print(_stats_table(st))
 
 
-def _ecosystem_summary(snap: Snapshot) -> Table:
+def _ecosystem_summary(system: SystemArrays) -> Table:
     t = Table(title="positions by protocol (snapshot prices)", show_edge=False)
     for c in ("protocol", "positions", "collateral $", "debt $", "HF < 1.1", "median HF"):
         t.add_column(c, justify="left" if c == "protocol" else "right")
-    for name, r in exposure_by_protocol(compile_system(snap), near=1.1).iterrows():
+    for name, r in exposure_by_protocol(system, near=1.1).iterrows():
         t.add_row(str(name), f"{int(r.positions):,}", f"{r.collateral_usd:,.0f}",
                   f"{r.debt_usd:,.0f}", f"{int(r.below_near):,}",
                   "-" if np.isnan(r.median_hf) else f"{r.median_hf:.2f}")
@@ -177,7 +185,7 @@ def demo(
     from api.report import FragileNode, write_report
     from gnn.explain import explain_node
     from gnn.model import load_model
-    from graph.generate import generate_ecosystem
+    from ingest.generate import generate_ecosystem
 
     if not prices:
         raise ValueError("the demo fits the market model on daily price histories: give "
@@ -189,24 +197,22 @@ def demo(
         snap = generate_ecosystem(positions, seed)
     snap.save(out_dir / "snapshot")
     store_uri = f"memory:{out_dir / 'store.zip'}"
-    with open_store(store_uri) as store:
+    with open_store(store_uri, create=True) as store:
         summary = _write(store, snap)
         out.print(_summary_table(summary))
         out.print(_stats_table(store.stats()))
-    out.print(_ecosystem_summary(snap))
-    with console.status("fitting the market model"):
-        market = _market(prices, 1460)
     system = compile_system(snap)
-    manifest = snap.manifest.model_dump(mode="json")
+    out.print(_ecosystem_summary(system))
     runs: dict[str, RunResult] = {}
     with _progress() as p:
         for name in (stress, monte_carlo):
             sc = load_scenario(name)
-            runs[name] = run_cascade(system, sc, snapshot=manifest, market=market,
-                                     paths=paths if isinstance(sc, MonteCarloScenario) else None,
-                                     seed=seed if isinstance(sc, MonteCarloScenario) else None,
-                                     progress=_writer(p, f"cascade: {name}"))
-            runs[name].save(out_dir / "runs" / f"{name}.json")
+            mc = isinstance(sc, MonteCarloScenario)
+            request = _request(sc, prices=prices if mc else None,
+                               paths=paths if mc else None, seed=seed if mc else None)
+            runs[name] = execute_run(request, snapshot=snap,
+                                     out=out_dir / "runs" / f"{name}.json",
+                                     progress=_run_progress(p, request))
     model = load_model(model_path)
     with console.status("scoring the graph with the fragility model"), \
             open_store(store_uri) as store:
@@ -265,8 +271,7 @@ def _demo_serve(out_dir: Path, store_uri: str, prices: list[str], port: int) -> 
 
     keys = KeyStore(out_dir / "api-keys.json")
     _, secret = keys.create("demo", Role.ADMIN)
-    price_files = tuple((a, Path(f)) for a, _, f in (x.partition("=") for x in prices))
-    settings = ApiSettings(runs_dir=out_dir / "api-runs", prices=price_files)
+    settings = ApiSettings(runs_dir=out_dir / "api-runs", prices=_price_histories(prices))
     logging.basicConfig(level="WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = bind_socket("127.0.0.1", port)
@@ -334,17 +339,36 @@ def backtest(
         (out if out.is_terminal else Console(width=132)).print(_backtest_table(res, asset))
 
 
-def _market(prices: list[str], history_days: int) -> MarketModel:
-    """Fit the market model on ``ASSET=FILE`` price histories (the last ``history_days``)."""
-    series = {}
-    for item in prices:
-        asset, sep, file = item.partition("=")
-        if not sep or not asset or not file:
-            raise ValueError(f"--prices must look like ASSET=FILE (got {item!r})")
-        series[asset] = read_daily_closes(Path(file), asset)
-    frame = pd.concat(series, axis=1, sort=True).iloc[-history_days:]
-    with console.status(f"fitting the market model on {', '.join(series)}"):
-        return fit_market_model(frame)
+def _price_histories(prices: list[str] | None) -> tuple[PriceHistory, ...]:
+    """The ``--prices ASSET=FILE`` options; an error names the option."""
+    try:
+        return parse_price_histories(prices or ())
+    except PipelineError as e:
+        raise ValueError(f"--prices: {e}") from None
+
+
+def _request(scenario: Scenario, *, prices: list[str] | None, **fields: Any) -> RunRequest:
+    """The run request of a command's arguments; a field error names the option."""
+    try:
+        return RunRequest(scenario=scenario, prices=_price_histories(prices), **fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["loc"]:
+            flag = "--" + str(err["loc"][0]).replace("_", "-")
+            msg = f"{flag}: {msg.lower()} (got {err.get('input')!r})"
+        raise ValueError(msg) from None
+
+
+def _run_progress(p: Progress, request: RunRequest) -> StageProgress:
+    """One bar for a run: its step, then the paths done."""
+    task = p.add_task(request.scenario.name, total=request.run_paths)
+
+    def update(stage: str, done: int, total: int) -> None:
+        p.update(task, description=f"{request.scenario.name}: {stage}", completed=done,
+                 total=total)
+
+    return update
 
 
 def _risk_table(m: dict[str, Any]) -> Table:
@@ -421,26 +445,12 @@ def simulate(
     """Run a stress scenario through the Monte Carlo cascade and report its risk metrics."""
     if (snapshot is None) == (store is None):
         raise ValueError("give exactly one of --snapshot DIR or --store URI")
-    sc = load_scenario(scenario)
-    market = None
-    if isinstance(sc, MonteCarloScenario):
-        if not prices:
-            raise ValueError(f"scenario {sc.name!r} is Monte Carlo: give price histories with "
-                             f"--prices ASSET=FILE (e.g. --prices ETH=eth.csv)")
-        market = _market(prices, history_days)
-    if snapshot is not None:
-        snap = _load(snapshot)
-    else:
-        with open_store(str(store)) as s, console.status(f"reading {store}"):
-            snap = s.read_snapshot()
-    system = compile_system(snap)
+    request = _request(load_scenario(scenario), store=store, snapshot_dir=snapshot,
+                       paths=paths, seed=seed, rounds=rounds, prices=prices,
+                       history_days=history_days, shard_paths=shard_paths, ray_address=ray)
     with _progress() as p:
-        run = run_cascade(system, sc, snapshot=snap.manifest.model_dump(mode="json"),
-                          market=market, paths=paths, seed=seed,
-                          params=CascadeParams(rounds=rounds), shard_paths=shard_paths,
-                          ray_address=ray, progress=_writer(p, f"simulating {sc.name}"))
+        run = execute_run(request, out=out_path, progress=_run_progress(p, request))
     if out_path is not None:
-        run.save(out_path)
         console.print(f"run written to {out_path} ({run.seconds:.1f} s)")
     if as_json:
         out.print_json(json.dumps(run.metrics))
@@ -529,8 +539,11 @@ def ingest_chain_command(
                 tasks[stage] = p.add_task(label, total=total)
             p.update(tasks[stage], completed=done, total=total)
 
-        res = ingest_chain(cfg, rpc_url=rpc, block=at, progress=tick)
-        with open_store(store) as s:
+        def retrying(message: str) -> None:
+            p.console.print(f"retrying: {message}", highlight=False)
+
+        res = ingest_chain(cfg, rpc_url=rpc, block=at, progress=tick, on_retry=retrying)
+        with open_store(store, create=True) as s:
             summary = s.write_snapshot(res.snapshot,
                                        progress=_writer(p, f"writing to {s.uri}"))
     out.print(_summary_table(summary))
@@ -561,7 +574,7 @@ def ingest_files_command(
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
     with console.status(f"reading {path}"):
         snap = ingest_files(path, as_of=when, block=block)
-    with open_store(store) as s:
+    with open_store(store, create=True) as s:
         summary = _write(s, snap)
     out.print(_summary_table(summary))
 
@@ -662,17 +675,9 @@ def serve(
     over websockets at ws://HOST:PORT/graphql)."""
     import logging
 
-    from pydantic import ValidationError
-
     from api.keys import KeyStore
     from api.server import bind_socket, create_app, run_server, run_workers
     from api.settings import ApiSettings
-
-    def _price_file(item: str) -> tuple[str, Path]:
-        asset, sep, file = item.partition("=")
-        if not sep or not asset or not file:
-            raise ValueError(f"--prices must look like ASSET=FILE (got {item!r})")
-        return asset, Path(file)
 
     flags = {"rate_limit": rate_limit, "rate_burst": rate_burst,
              "store_timeout_s": store_timeout, "max_page_size": max_page_size,
@@ -680,7 +685,7 @@ def serve(
              "runs_dir": runs_dir, "history_days": history_days,
              "max_concurrent_runs": max_concurrent_runs, "max_run_paths": max_run_paths,
              "ingest_root": ingest_root, "model_path": model_path, "workers": workers,
-             "prices": tuple(_price_file(p) for p in prices or ())}
+             "prices": _price_histories(prices)}
     try:
         settings = ApiSettings.model_validate(flags)
     except ValidationError as e:
@@ -708,7 +713,7 @@ def serve(
     with open_store(store) as s:
         app_ = create_app(s, key_store, settings)
         bound = sock.getsockname()[1]
-        assets = ", ".join(a for a, _ in settings.prices)
+        assets = ", ".join(h.asset for h in settings.prices)
         console.print(f"scenario runs in {settings.runs_dir} (at most "
                       f"{settings.max_concurrent_runs} at once; Monte Carlo "
                       f"{'on ' + assets if assets else 'off: no --prices'})", highlight=False)
@@ -746,7 +751,6 @@ def train(
     """Train the fragility model on generated ecosystems labelled by the cascade simulator,
     evaluate it on held-out ones against the baselines, and write it."""
     import yaml
-    from pydantic import ValidationError
 
     from gnn.dataset import default_cache_dir
     from gnn.report import evaluation_table
@@ -853,10 +857,69 @@ def explain(
     out.print(f)
 
 
+def _click_error(name: str) -> type[Exception]:
+    """Click's exception class ``name`` (typer re-exports only ``BadParameter``, a usage
+    error; whether click is vendored into typer depends on typer's version)."""
+    return cast(type[Exception], next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == name))
+
+
+_USAGE_ERROR = _click_error("UsageError")
+_CLICK_ERROR = _click_error("ClickException")
+
+
+def _error_line(message: str, *, hint: str = "") -> Text:
+    """``error: <message>`` on one line, in the style of the engine's own errors (a click
+    message's capital first letter and final full stop dropped)."""
+    msg = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    if msg[:1].isupper() and msg[1:2].islower():
+        msg = msg[0].lower() + msg[1:]
+    return Text("error: ", style="red") + Text(msg.removesuffix(".") + hint)
+
+
+def _command_path(args: list[str]) -> str:
+    """``contagion`` and the (sub)commands that ``args`` name (for an error raised before
+    click knew the command, such as an option missing its value)."""
+    cmd: Any = typer.main.get_command(app)
+    path = ["contagion"]
+    for arg in args:
+        sub = getattr(cmd, "commands", {}).get(arg)
+        if sub is None:
+            break
+        cmd = sub
+        path.append(arg)
+    return " ".join(path)
+
+
+def _usage_error(e: Exception) -> None:
+    """Print a usage error (unknown command or option, missing option, bad value) as one
+    line, then exit 2."""
+    code = int(getattr(e, "exit_code", 2))
+    if type(e).__name__ == "NoArgsIsHelpError":  # no arguments: the help was asked for
+        if cast(Any, e).format_message().strip():
+            cast(Any, e).show()
+        sys.exit(code)
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else _command_path(sys.argv[1:])
+    console.print(_error_line(cast(Any, e).format_message(), hint=f" (see {where} --help)"),
+                  highlight=False)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point of the ``contagion`` console script."""
+    """Entry point of the ``contagion`` console script: every failure, usage errors
+    included, is one ``error: ...`` line on stderr (exit 2 for usage errors, 1 otherwise;
+    130 when interrupted)."""
     try:
-        app()
+        code = app(prog_name="contagion", standalone_mode=False)
+    except _USAGE_ERROR as e:
+        _usage_error(e)
+    except _CLICK_ERROR as e:  # an error click reports itself (a file it cannot open)
+        console.print(_error_line(cast(Any, e).format_message()), highlight=False)
+        sys.exit(int(getattr(e, "exit_code", 1)))
+    except typer.Abort:
+        console.print(_error_line("aborted"), highlight=False)
+        sys.exit(1)
     except SnapshotValidationError as e:
         console.print(Text("error: ", style="red") + Text(str(e)), highlight=False)
         sys.exit(1)
@@ -864,6 +927,12 @@ def main() -> None:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         console.print(Text("error: ", style="red") + Text(msg), highlight=False)
         sys.exit(1)
+    except KeyboardInterrupt:  # outside a command (typer turns one inside into code 130)
+        code = 130
+    if code == 130:
+        console.print(_error_line("interrupted"), highlight=False)
+    if isinstance(code, int) and code:  # --help and the commands' own exits give a code
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ itself: it opens the
 served store by its URI (a Neo4j server, or the memory store's file); only a memory store
 without a file has its snapshot read by the server and handed over. A Monte Carlo run fits
 the market model in the worker from the server's price histories (``ApiSettings.prices``,
-the last ``history_days`` days), exactly as ``contagion simulate --prices`` does.
+the last ``history_days`` days): every run goes through :func:`simulate.pipeline.execute_run`,
+as ``contagion simulate`` and ``contagion demo`` do.
 
 Progress flows back from :func:`~simulate.cascade.run.run_cascade`'s ``progress`` callback
 over a pipe into the record and to every watcher (:meth:`RunManager.watch`). Cancelling is
@@ -61,7 +62,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from graph.errors import ContagionError
 from graph.snapshot import Snapshot
 from simulate.cascade.run import RunResult, compare_runs
-from simulate.scenarios import Scenario
+from simulate.pipeline import PriceHistory, RunRequest
+from simulate.scenarios import MonteCarloScenario, Scenario
 
 __all__ = ["FINISHED", "RunManager", "RunNotFound", "RunRecord", "RunStatus", "RunsUnavailable"]
 
@@ -126,16 +128,11 @@ class RunRecord(BaseModel):
 
 @dataclass(frozen=True)
 class _Job:
-    """What a worker needs to execute one run."""
+    """What a worker needs to execute one run: the request, the snapshot when the served
+    store is a memory store without a file (no other process can open it), where to save."""
 
-    scenario: Any
-    paths: int
-    seed: int
-    rounds: int
-    store_uri: str
+    request: RunRequest
     snapshot: Snapshot | None
-    prices: tuple[tuple[str, str], ...]
-    history_days: int
     result_path: str
 
 
@@ -152,9 +149,7 @@ def _worker_main(conn: Connection, cancel: MpEvent) -> None:
     (``traceback`` is empty for an expected failure, whose message the client may see).
     """
     # imported now, while no run waits
-    import graph.export  # noqa: F401
-    import simulate.cascade.run
-    import simulate.market  # noqa: F401
+    import simulate.pipeline  # noqa: F401
 
     while True:
         try:
@@ -175,47 +170,22 @@ def _worker_main(conn: Connection, cancel: MpEvent) -> None:
 
 
 def _execute(job: _Job, conn: Connection, cancel: MpEvent) -> None:
-    import pandas as pd
+    from simulate.pipeline import execute_run
 
-    from graph.export import compile_system
-    from graph.store import open_store
-    from simulate.cascade import CascadeParams
-    from simulate.cascade.run import run_cascade
-    from simulate.market import fit_market_model
-    from simulate.prices import read_daily_closes
-    from simulate.scenarios import MonteCarloScenario
-
-    conn.send(("progress", 0, job.paths, "reading the snapshot"))
-    snapshot = job.snapshot
-    if snapshot is None:
-        with open_store(job.store_uri) as store:
-            snapshot = store.read_snapshot()
-    market = None
-    if isinstance(job.scenario, MonteCarloScenario):
-        conn.send(("progress", 0, job.paths, "fitting the market model"))
-        series = {a: read_daily_closes(Path(f), a) for a, f in job.prices}
-        frame = pd.concat(series, axis=1).sort_index().iloc[-job.history_days:]
-        market = fit_market_model(frame)
-    system = compile_system(snapshot)
-    if cancel.is_set():
-        raise _Cancelled
-    conn.send(("progress", 0, job.paths, "simulating"))
     last = 0.0
 
-    def progress(done: int, total: int) -> None:
+    def progress(stage: str, done: int, total: int) -> None:
         nonlocal last
         if cancel.is_set():
             raise _Cancelled
         now = time.monotonic()
-        if now - last >= _PROGRESS_EVERY_S or done >= total:
+        if stage != "simulating" or done == 0 or now - last >= _PROGRESS_EVERY_S \
+                or done >= total:
             last = now
-            conn.send(("progress", done, total, "simulating"))
+            conn.send(("progress", done, total, stage))
 
-    result = run_cascade(system, job.scenario,
-                         snapshot=snapshot.manifest.model_dump(mode="json"),
-                         market=market, paths=job.paths, seed=job.seed,
-                         params=CascadeParams(rounds=job.rounds), progress=progress)
-    result.save(job.result_path)
+    result = execute_run(job.request, snapshot=job.snapshot, out=job.result_path,
+                         progress=progress)
     conn.send(("succeeded", result.seconds))
 
 
@@ -249,11 +219,11 @@ class RunManager:
 
     ``store_uri`` is the served store's; ``snapshot`` reads its snapshot in the server
     (used only for a memory store without a file, which no other process can open).
-    ``prices`` are ``(asset, file)`` price histories for Monte Carlo runs.
+    ``prices`` are the price histories the market model of Monte Carlo runs is fitted on.
     """
 
     def __init__(self, runs_dir: Path, store_uri: str, *,
-                 snapshot: Any = None, prices: tuple[tuple[str, str], ...] = (),
+                 snapshot: Any = None, prices: tuple[PriceHistory, ...] = (),
                  history_days: int = 1460, max_concurrent: int = 1,
                  cancel_grace_s: float = 5.0, unavailable: str | None = None) -> None:
         self.runs_dir = Path(runs_dir)
@@ -419,10 +389,14 @@ class RunManager:
             if self.store_uri == "memory:" and self._read_snapshot is not None:
                 snapshot = self._read_snapshot()
             result = self.runs_dir / rid / _RESULT
-            run.worker.conn.send(_Job(
-                scenario=rec.scenario, paths=rec.paths, seed=rec.seed, rounds=rec.rounds,
-                store_uri=self.store_uri, snapshot=snapshot, prices=self.prices,
-                history_days=self.history_days, result_path=str(result)))
+            mc = isinstance(rec.scenario, MonteCarloScenario)
+            request = RunRequest(
+                scenario=rec.scenario, store=None if snapshot is not None else self.store_uri,
+                paths=rec.paths if mc else None, seed=rec.seed if mc else None,
+                rounds=rec.rounds, prices=self.prices if mc else (),
+                history_days=self.history_days)
+            run.worker.conn.send(_Job(request=request, snapshot=snapshot,
+                                      result_path=str(result)))
             last_write = 0.0
             while True:
                 msg = run.worker.conn.recv()

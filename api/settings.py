@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph.store.base import MAX_LIST_LIMIT
+from simulate.pipeline import PriceHistory
 
 __all__ = ["ApiSettings"]
 
@@ -33,7 +34,7 @@ class ApiSettings(BaseModel):
       ``max_concurrent_runs``: runs executing at once (each in a worker process; the others
       wait, first in first out); ``max_run_paths``: the most Monte Carlo paths one run may ask
       for;
-    - ``prices``: ``(asset, file)`` daily price histories the market model of Monte Carlo runs
+    - ``prices``: ``ASSET=FILE`` daily price histories the market model of Monte Carlo runs
       is fitted on (the last ``history_days`` days); without them Monte Carlo scenarios are
       refused;
     - ``workers``: processes serving the API (``contagion serve --workers``); with more than
@@ -62,7 +63,7 @@ class ApiSettings(BaseModel):
     runs_dir: Path = Path("contagion-runs")
     max_concurrent_runs: int = Field(default=1, ge=1, le=64)
     max_run_paths: int = Field(default=100_000, ge=1, le=100_000_000)
-    prices: tuple[tuple[str, Path], ...] = ()
+    prices: tuple[PriceHistory, ...] = ()
     history_days: int = Field(default=1460, ge=30)
     ingest_root: Path | None = None
     model_path: Path | None = None
@@ -73,8 +74,8 @@ class ApiSettings(BaseModel):
         if self.default_page_size > self.max_page_size:
             raise ValueError(f"default_page_size must be <= max_page_size {self.max_page_size} "
                              f"(got {self.default_page_size})")
-        for asset, file in self.prices:
-            if not asset or not Path(file).is_file():
+        for h in self.prices:
+            if not h.path.is_file():
                 raise ValueError(f"prices must be ASSET=FILE with an existing file "
-                                 f"(got {asset}={file})")
+                                 f"(got {h.asset}={h.path})")
         return self

@@ -41,6 +41,7 @@ from gnn.features import (
 from gnn.labels import ShockFamily
 from graph.errors import ContagionError
 from graph.export import SystemArrays
+from graph.versions import numeric_stack
 
 __all__ = ["DEFAULT_MODEL", "FragilityModel", "FragilityNet", "ModelError", "NetConfig",
            "load_model"]
@@ -106,6 +107,9 @@ class FragilityModel:
     features: dict[str, list[str]] = field(default_factory=feature_spec)
     config: dict[str, Any] = field(default_factory=dict)  # training config (JSON)
     metrics: dict[str, Any] = field(default_factory=dict)  # evaluation (JSON)
+    #: versions of the numeric stack that trained it (:func:`graph.versions.numeric_stack`;
+    #: empty for a model file written before they were recorded)
+    environment: dict[str, str] = field(default_factory=numeric_stack)
 
     def graph(self, system: SystemArrays) -> FeatureGraph:
         """Raw features and edges of ``system`` (volatility under the model's family)."""
@@ -156,7 +160,8 @@ class FragilityModel:
             "json": json.dumps({"net": self.net.cfg.model_dump(mode="json"), "in_dims": in_dims,
                                 "features": self.features,
                                 "family": self.family.model_dump(mode="json"),
-                                "config": self.config, "metrics": self.metrics}),
+                                "config": self.config, "metrics": self.metrics,
+                                "environment": self.environment}),
         }
         tmp = p.with_suffix(".tmp")
         torch.save(doc, tmp)
@@ -200,4 +205,5 @@ def load_model(path: str | Path | None = None, *, check_features: bool = True
     net.eval()
     return FragilityModel(net=net, normalizer=Normalizer.from_state(doc["normalizer"]),
                           family=ShockFamily.model_validate(meta["family"]), features=features,
-                          config=meta["config"], metrics=meta["metrics"])
+                          config=meta["config"], metrics=meta["metrics"],
+                          environment=meta.get("environment", {}))

@@ -1,10 +1,13 @@
-"""Parameters of the cascade model that are not data (DESIGN.md §4)."""
+"""Parameters of the cascade model that are not data (docs/architecture.md §4)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CascadeParams"]
+__all__ = ["MAX_ROUNDS", "CascadeParams"]
+
+#: Upper bound on a run's cascade rounds per path.
+MAX_ROUNDS = 10_000
 
 
 class CascadeParams(BaseModel):
@@ -35,7 +38,7 @@ class CascadeParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rounds: int = Field(default=24, ge=1, le=10_000)
+    rounds: int = Field(default=24, ge=1, le=MAX_ROUNDS)
     depeg_threshold: float = Field(default=0.05, gt=0.0, lt=1.0)
     dealer_hedging: bool = True
     hedge_tolerance_usd: float = Field(default=10_000.0, ge=0.0)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -25,9 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from graph.errors import ContagionError
 from graph.export import SystemArrays
+from graph.versions import numeric_stack
 from simulate.cascade.fast import run_fast
 from simulate.cascade.metrics import LEVELS, summarize
-from simulate.cascade.params import CascadeParams
+from simulate.cascade.params import MAX_ROUNDS, CascadeParams
 from simulate.cascade.paths import PathResults
 from simulate.cascade.reference import run_reference
 from simulate.cascade.scenario import AnyScenario, fixed_shocks, monte_carlo_shocks
@@ -35,10 +36,13 @@ from simulate.cascade.system import CascadeSystem, compile_cascade
 from simulate.market.shocks import MarketModel
 from simulate.scenarios.models import HistoricalReplay, MonteCarloScenario, Scenario
 
-__all__ = ["RunError", "RunResult", "RunSpec", "code_version", "compare_runs", "run_cascade"]
+__all__ = ["MAX_ROUNDS", "RunError", "RunResult", "RunSpec", "code_version", "compare_runs",
+           "run_cascade", "run_problems", "scenario_steps"]
 
 _SCENARIO: TypeAdapter[AnyScenario] = TypeAdapter(Scenario)
-_FORMAT = 1
+#: format 2 added ``environment`` and ``inputs`` (format 1 files load with both empty)
+_FORMAT = 2
+_READABLE = (1, 2)
 
 
 class RunError(ContagionError, ValueError):
@@ -135,6 +139,11 @@ class RunResult:
     paths: PathResults
     ids: dict[str, np.ndarray]  # protocol, pool, asset, position, account ids
     metrics: dict[str, Any]
+    #: versions of the numeric stack that computed it (:func:`graph.versions.numeric_stack`)
+    environment: dict[str, str] = field(default_factory=numeric_stack)
+    #: what the run read besides the spec (snapshot source, price files and the dates fitted
+    #: on), as recorded by :func:`simulate.pipeline.execute_run`
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (JSON: spec, inputs, metrics) and ``path`` with suffix ``.npz`` (the
@@ -149,6 +158,7 @@ class RunResult:
         doc = {"format": _FORMAT, "spec": self.spec.model_dump(mode="json"),
                "snapshot": self.snapshot, "code_version": self.code_version,
                "created": self.created, "seconds": self.seconds, "metrics": self.metrics,
+               "environment": self.environment, "inputs": self.inputs,
                "arrays": p.with_suffix(".npz").name}
         tmpj = p.with_suffix(".tmp.json")
         tmpj.write_text(json.dumps(doc, indent=1))
@@ -161,9 +171,9 @@ class RunResult:
         p = Path(path)
         try:
             doc = json.loads(p.read_text())
-            if doc.get("format") != _FORMAT:
+            if doc.get("format") not in _READABLE:
                 raise RunError(f"{p}: unknown run format {doc.get('format')!r} "
-                               f"(expected {_FORMAT})")
+                               f"(expected one of {', '.join(map(str, _READABLE))})")
             with np.load(p.parent / doc["arrays"]) as z:
                 fields = {k: z[f"paths.{k}"] for k in PathResults.__dataclass_fields__}
                 ids = {k[4:]: z[k].astype(object) for k in z.files if k.startswith("ids.")}
@@ -174,7 +184,59 @@ class RunResult:
         return RunResult(spec=RunSpec.model_validate(doc["spec"]), snapshot=doc["snapshot"],
                          code_version=doc["code_version"], created=doc["created"],
                          seconds=doc["seconds"], paths=PathResults(**fields), ids=ids,
-                         metrics=doc["metrics"])
+                         metrics=doc["metrics"], environment=doc.get("environment", {}),
+                         inputs=doc.get("inputs", {}))
+
+
+def scenario_steps(scenario: AnyScenario) -> int:
+    """How many rounds a scenario's shocks take: a Monte Carlo scenario's ``steps``, a
+    replay's days (at least one), one for fixed shocks."""
+    if isinstance(scenario, MonteCarloScenario):
+        return scenario.steps
+    if isinstance(scenario, HistoricalReplay):
+        return len(scenario.path) or 1
+    return 1
+
+
+def run_problems(scenario: AnyScenario, *, paths: int | None, seed: int | None, rounds: int,
+                 shard_paths: int = 1000) -> list[tuple[str, str]]:
+    """Everything wrong with running ``scenario`` with these settings, as ``(field,
+    message)`` pairs (empty when it can run); ``paths`` and ``seed`` are ``None`` when not
+    given (then the scenario's own apply).
+
+    >>> from simulate.scenarios import load_scenario
+    >>> sc = load_scenario("eth-35-steth-93")
+    >>> for field, message in run_problems(sc, paths=100, seed=None, rounds=24):
+    ...     print(f"{field}: {message}")  # doctest: +ELLIPSIS
+    paths: paths applies to Monte Carlo scenarios only (fixed-shock scenarios are one path) ...
+    """
+    out: list[tuple[str, str]] = []
+    if not isinstance(scenario, MonteCarloScenario):
+        if paths is not None:
+            out.append(("paths", f"paths applies to Monte Carlo scenarios only "
+                                 f"({scenario.kind} scenarios are one path) (got {paths})"))
+        if seed is not None:
+            out.append(("seed", f"seed applies to Monte Carlo scenarios only "
+                                f"({scenario.kind} scenarios draw nothing) (got {seed})"))
+    else:
+        n = scenario.paths if paths is None else paths
+        if n < 1:
+            out.append(("paths", f"paths must be at least 1 (got {n})"))
+        elif scenario.antithetic and n % 2:
+            out.append(("paths", f"paths must be even when the scenario is antithetic "
+                                 f"(got {n})"))
+        if scenario.antithetic and shard_paths % 2:
+            out.append(("shard_paths", f"shard_paths must be even for an antithetic scenario "
+                                       f"(got {shard_paths})"))
+        if seed is not None and seed < 0:
+            out.append(("seed", f"seed must be >= 0 (got {seed})"))
+    if shard_paths < 1:
+        out.append(("shard_paths", f"shard_paths must be at least 1 (got {shard_paths})"))
+    steps = scenario_steps(scenario)
+    if not steps <= rounds <= MAX_ROUNDS:
+        out.append(("rounds", f"rounds must be between the scenario's steps ({steps}) and "
+                              f"{MAX_ROUNDS} (got {rounds})"))
+    return out
 
 
 def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
@@ -190,25 +252,21 @@ def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
     (``"local"`` starts a local cluster) runs the shards as Ray tasks. ``progress(done,
     total)`` is called as paths finish.
     """
-    cs = system if isinstance(system, CascadeSystem) else compile_cascade(system)
     params = params or CascadeParams()
+    problems = run_problems(scenario, paths=paths, seed=seed, rounds=params.rounds,
+                            shard_paths=shard_paths)
+    if isinstance(scenario, MonteCarloScenario) and market is None:
+        problems.insert(0, ("market", f"scenario {scenario.name!r} is Monte Carlo: it needs a "
+                                      f"fitted market model (price histories)"))
+    if problems:
+        raise RunError(problems[0][1])
+    cs = system if isinstance(system, CascadeSystem) else compile_cascade(system)
     if isinstance(scenario, MonteCarloScenario):
-        if market is None:
-            raise RunError(f"scenario {scenario.name!r} is Monte Carlo: it needs a fitted "
-                           f"market model (price histories)")
         n, s = paths or scenario.paths, scenario.seed if seed is None else seed
-        if scenario.antithetic and shard_paths % 2:
-            raise RunError(f"shard_paths must be even for an antithetic scenario "
-                           f"(got {shard_paths})")
     else:
         n, s = 1, 0
     spec = RunSpec(scenario=scenario, paths=n, seed=s, params=params,
                    shard_paths=min(shard_paths, n), kernel=kernel)
-    steps = (scenario.steps if isinstance(scenario, MonteCarloScenario)
-             else len(scenario.path) or 1 if isinstance(scenario, HistoricalReplay) else 1)
-    if params.rounds < steps:
-        raise RunError(f"rounds must be at least the scenario's steps ({steps}) "
-                       f"(got {params.rounds})")
     sizes = _shard_sizes(spec)
     seeds = np.random.SeedSequence(spec.seed).spawn(len(sizes))
     done = 0
@@ -254,6 +312,8 @@ def compare_runs(a: RunResult, b: RunResult) -> dict[str, Any]:
         "params": a.spec.params != b.spec.params,
         "snapshot": a.snapshot != b.snapshot,
         "code_version": a.code_version != b.code_version,
+        "environment": a.environment != b.environment,
+        "inputs": a.inputs != b.inputs,
     }}
     rows: dict[str, Any] = {}
     for loss in ("bad_debt_usd", "liquidated_usd"):

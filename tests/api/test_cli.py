@@ -75,6 +75,53 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert r.stderr.startswith("error: cannot reach Neo4j at bolt://127.0.0.1:1")
 
 
+@pytest.mark.parametrize("args", [
+    ["stats"],
+    ["explain", "aave-v3:main"],
+    ["score", "--name", "x"],
+    ["simulate", "--scenario", "eth-35-steth-93"],
+])
+def test_a_missing_store_file_is_an_error_for_readers(tmp_path: Path, args: list[str]) -> None:
+    path = tmp_path / "typo.zip"
+    r = contagion(*args, "--store", f"memory:{path}")
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: store file memory:{path} does not exist (`contagion load` or `contagion "
+        "ingest` creates it)")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["stats", "--store", "memory:", "--bogus"],
+     "error: no such option: --bogus (see contagion stats --help)"),
+    (["stats"], "error: missing option '--store' (see contagion stats --help)"),
+    (["validate"], "error: missing argument 'path' (see contagion validate --help)"),
+    (["stats", "--store"],
+     "error: option '--store' requires an argument (see contagion stats --help)"),
+    (["ingest", "chain", "--store", "memory:", "--config"],
+     "error: option '--config' requires an argument (see contagion ingest chain --help)"),
+    (["generate", "--positions", "many", "--seed", "1", "--out", "x"],
+     r"error: invalid value for '--positions': .*\binteger\b.* \(see contagion generate "
+     r"--help\)"),
+    (["frobnicate"], "error: no such command 'frobnicate' (see contagion --help)"),
+    (["apikey", "frobnicate"], "error: no such command 'frobnicate' (see contagion apikey "
+                               "--help)"),
+])
+def test_usage_errors_are_one_line(args: list[str], line: str) -> None:
+    r = contagion(*args)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    (got,) = r.stderr.strip().splitlines()
+    assert got == line or re.fullmatch(line, got), got
+
+
+def test_help_still_works() -> None:
+    for args in (["--help"], ["stats", "--help"], ["ingest", "chain", "--help"]):
+        r = contagion(*args)
+        assert r.returncode == 0, r.stderr
+        assert "Usage: contagion" in r.stdout and r.stderr == ""
+
+
 def _stats(store: str) -> dict[str, dict[str, int]]:
     r = contagion("stats", "--store", store, "--json")
     assert r.returncode == 0, r.stderr
@@ -142,7 +189,17 @@ def test_simulate_saves_a_run_and_compare_reads_two(generated: Path, tmp_path: P
     (["--scenario", "gjr-tcopula-1d", "--snapshot", "data/sample"],
      "needs price histories|give price histories with --prices"),
     (["--scenario", "gjr-tcopula-1d", "--snapshot", "data/sample", "--prices", "ETH"],
-     r"--prices must look like ASSET=FILE \(got 'ETH'\)"),
+     r"--prices: a price history must look like ASSET=FILE \(got 'ETH'\)"),
+    (["--scenario", "gjr-tcopula-1d", "--snapshot", "data/sample", "--prices", "ETH=a.csv",
+      "--prices", "ETH=b.csv"], r"--prices: price history for 'ETH' given twice \(a.csv, b.csv\)"),
+    # inputs a one-path scenario would not use are refused, not dropped
+    (["--scenario", "eth-35-steth-93", "--snapshot", "data/sample", "--prices", "ETH=a.csv"],
+     r"price histories apply to Monte Carlo scenarios only \('eth-35-steth-93' is fixed-shock"),
+    (["--scenario", "eth-35-steth-93", "--snapshot", "data/sample", "--paths", "100"],
+     r"paths applies to Monte Carlo scenarios only \(fixed-shock scenarios are one path\) "
+     r"\(got 100\)"),
+    (["--scenario", "march-2020", "--snapshot", "data/sample", "--rounds", "5"],
+     r"rounds must be between the scenario's steps \(10\) and 10000 \(got 5\)"),
 ])
 def test_simulate_errors_are_one_line(args: list[str], message: str) -> None:
     r = contagion("simulate", *args)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,11 +36,13 @@ from graph.store import MemoryStore
 from simulate.cascade import CascadeParams
 from simulate.cascade.run import RunResult, run_cascade
 from simulate.market import fit_market_model
+from simulate.pipeline import PriceHistory, RunRequest, execute_run
 from simulate.prices import read_daily_closes
 from simulate.scenarios import load_scenario, scenario_from_dict
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
-PRICES = (("BTC", DATA / "btc-usd-max_erickfm.csv"), ("ETH", DATA / "eth-usd-max_erickfm.csv"))
+PRICES = (PriceHistory(asset="BTC", path=DATA / "btc-usd-max_erickfm.csv"),
+          PriceHistory(asset="ETH", path=DATA / "eth-usd-max_erickfm.csv"))
 HISTORY_DAYS = 1460
 MAX_PATHS = 2_000_000
 
@@ -78,7 +82,7 @@ PROGRESS = "subscription($id: ID!) { scenarioProgress(id: $id) { id status progr
 def runs_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              key_file: tuple[KeyStore, dict[str, str]]) -> Iterator[ApiServer]:
     """A server with the price histories, room for long runs, and no practical rate limit."""
-    assert all(f.is_file() for _, f in PRICES), f"real price data missing in {DATA}"
+    assert all(h.path.is_file() for h in PRICES), f"real price data missing in {DATA}"
     yield from serve_backend(request, tmp_path_factory, key_file, tiny_snapshot(), ApiSettings(
         prices=PRICES, history_days=HISTORY_DAYS, max_run_paths=MAX_PATHS,
         rate_limit=10_000, rate_burst=10_000))
@@ -86,8 +90,9 @@ def runs_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def market() -> Any:
-    """The market model exactly as the server's workers fit it."""
-    series = {a: read_daily_closes(f, a) for a, f in PRICES}
+    """The market model fitted on the server's histories, written out by hand: the last
+    ``HISTORY_DAYS`` dates of the union of both assets' daily closes."""
+    series = {h.asset: read_daily_closes(h.path, h.asset) for h in PRICES}
     return fit_market_model(pd.concat(series, axis=1).sort_index().iloc[-HISTORY_DAYS:])
 
 
@@ -483,3 +488,41 @@ def test_a_restarted_server_lists_the_runs(runs_api: ApiServer, tmp_path: Path) 
     assert (record.status, record.message, record.error) == (
         RunStatus.FAILED, "the server stopped during this run", "the server stopped during "
         "this run; launch it again (same spec and seed: same numbers)")
+
+
+def test_one_pipeline_the_cli_the_api_and_the_library_give_identical_metrics(
+        runs_api: ApiServer, tmp_path: Path) -> None:
+    """One Monte Carlo spec and seed through the three callers of the run pipeline: the
+    library (:func:`simulate.pipeline.execute_run`), ``contagion simulate`` in a process of
+    its own, and ``runScenario`` over HTTP into a server's worker. Every metric is equal
+    (JSON holds floats exactly), and each run records the price files it was fitted on."""
+    lib = execute_run(RunRequest(scenario=load_scenario("gjr-tcopula-1d"), paths=600, seed=5,
+                                 prices=PRICES, history_days=HISTORY_DAYS),
+                      snapshot=tiny_snapshot())
+    want = json.loads(json.dumps(lib.metrics))
+    assert want["liquidated_usd"]["mean"] > 0  # the run does something: not a vacuous match
+
+    api_run = wait(runs_api, launch(runs_api, {"scenario": {"library": "gjr-tcopula-1d"},
+                                               "paths": 600, "seed": 5})["id"])
+    assert api_run["status"] == "SUCCEEDED"
+    api_doc = runs_api.runs.result_doc(api_run["id"])
+
+    snap_dir = tmp_path / "snapshot"
+    tiny_snapshot().save(snap_dir)
+    out = tmp_path / "cli-run.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", "simulate", "--scenario", "gjr-tcopula-1d",
+         "--snapshot", str(snap_dir), "--paths", "600", "--seed", "5",
+         "--history-days", str(HISTORY_DAYS), "--out", str(out),
+         *(a for h in PRICES for a in ("--prices", f"{h.asset}={h.path}"))],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    cli = RunResult.load(out)
+
+    assert api_doc["metrics"] == want
+    assert cli.metrics == want
+    for inputs in (lib.inputs, api_doc["inputs"], cli.inputs):
+        assert [p["asset"] for p in inputs["market"]["prices"]] == ["BTC", "ETH"]
+        assert inputs["market"]["dates"] == HISTORY_DAYS
+    assert cli.inputs["snapshot_dir"] == str(snap_dir)
+    assert cli.environment["numpy"] == lib.environment["numpy"] != "not installed"

@@ -26,7 +26,8 @@ from api.graphql.scenarios.mutations import check_scenario
 from api.graphql.scenarios.types import FieldError, InvalidScenario
 from api.keys import Role
 from api.runs import RunNotFound
-from simulate.scenarios import HistoricalReplay, MonteCarloScenario, scenario_from_dict
+from simulate.cascade.run import run_problems
+from simulate.scenarios import MonteCarloScenario, scenario_from_dict
 
 __all__ = ["RunMutations"]
 
@@ -34,14 +35,6 @@ def _available(info: Info) -> None:
     why = info.context.runs.unavailable
     if why is not None:
         raise client_error(why, "UNAVAILABLE")
-
-
-def _steps(sc: object) -> int:
-    if isinstance(sc, MonteCarloScenario):
-        return sc.steps
-    if isinstance(sc, HistoricalReplay):
-        return len(sc.path) or 1
-    return 1
 
 
 @strawberry.type
@@ -60,36 +53,24 @@ class RunMutations:
             return checked
         sc = scenario_from_dict(checked.scenario.spec)
         settings = info.context.settings
-        errors: list[FieldError] = []
         mc = isinstance(sc, MonteCarloScenario)
+        # the run's own rules (paths and seed for Monte Carlo only, antithetic paths even,
+        # rounds from the scenario's steps up), as every run pipeline checks them
+        errors = [FieldError(field=f, message=m) for f, m in run_problems(
+            sc, paths=input.paths, seed=input.seed, rounds=input.rounds)]
         if mc and not settings.prices:
             errors.append(FieldError(field="scenario.kind", message=(
                 "this server has no price histories to fit the market model on, so it cannot "
                 "run Monte Carlo scenarios (start it with --prices ASSET=FILE)")))
         paths = (input.paths if input.paths is not None
                  else sc.paths if isinstance(sc, MonteCarloScenario) else 1)
-        if input.paths is not None and not mc:
-            errors.append(FieldError(field="paths", message=(
-                f"paths applies to Monte Carlo scenarios only ({sc.kind} scenarios are one "
-                f"path) (got {input.paths})")))
-        elif not 1 <= paths <= settings.max_run_paths:
-            errors.append(FieldError(field="paths" if input.paths is not None
+        if mc and not 1 <= paths <= settings.max_run_paths:
+            errors.insert(0, FieldError(field="paths" if input.paths is not None
                                      else "scenario.paths", message=(
                 f"paths must be between 1 and {settings.max_run_paths} on this server "
                 f"(got {paths})")))
-        elif isinstance(sc, MonteCarloScenario) and sc.antithetic and paths % 2:
-            errors.append(FieldError(field="paths", message=(
-                f"paths must be even when the scenario is antithetic (got {paths})")))
         seed = input.seed if input.seed is not None else (
             sc.seed if isinstance(sc, MonteCarloScenario) else 0)
-        if input.seed is not None and input.seed < 0:
-            errors.append(FieldError(field="seed", message=f"seed must be >= 0 "
-                                                           f"(got {input.seed})"))
-        steps = _steps(sc)
-        if not steps <= input.rounds <= 10_000:
-            errors.append(FieldError(field="rounds", message=(
-                f"rounds must be between the scenario's steps ({steps}) and 10000 "
-                f"(got {input.rounds})")))
         if errors:
             return InvalidScenario(errors=errors)
         rec = info.context.runs.submit(sc, paths=paths, seed=seed if mc else 0,

@@ -273,7 +273,7 @@ class RunComparison:
     b: ScenarioRun
     inputs_differ: list[str] = strawberry.field(
         description="The inputs that differ: scenario, seed, paths, params, snapshot, "
-                    "code_version.")
+                    "code_version, environment, inputs.")
     metrics: list[MetricDiff]
     protocol_failure_change: list[NodeChange]
     asset_failure_change: list[NodeChange]
