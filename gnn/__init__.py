@@ -1,5 +1,5 @@
-"""The fragility model (DESIGN.md §5): graph features, Monte Carlo labels, the heterogeneous
-message-passing network, its training, evaluation and explanations."""
+"""The fragility model (docs/architecture.md §5): graph features, Monte Carlo labels, the
+heterogeneous message-passing network, its training, evaluation and explanations."""
 
 import warnings
 

@@ -1,8 +1,8 @@
 """The domain vocabulary: node labels, relationship types and the enumerations used by records.
 
 One module, imported everywhere, so that a label or a relationship type is spelled in one place
-(DESIGN.md §3). Relationship direction reads "depends on": ``(Pool)-[:ACCEPTS_COLLATERAL]->(Asset)``
-means the pool's solvency depends on the asset's price.
+(docs/architecture.md §3). Relationship direction reads "depends on":
+``(Pool)-[:ACCEPTS_COLLATERAL]->(Asset)`` means the pool's solvency depends on the asset's price.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class NodeLabel(StrEnum):
 
 
 class RelType(StrEnum):
-    """Relationship types; the direction is "depends on" unless noted in DESIGN.md §3."""
+    """Relationship types; the direction is "depends on" unless noted in docs/architecture.md §3."""
 
     OPERATES = "OPERATES"  # (Protocol)->(Pool)
     # (Pool)->(Asset) {ltv, liquidation_threshold, liquidation_bonus}

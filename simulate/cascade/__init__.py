@@ -1,5 +1,5 @@
-"""The Monte Carlo cascade (DESIGN.md §4): a reference kernel, a fast kernel that equals it,
-the scenario inputs and the compiled system both read."""
+"""The Monte Carlo cascade (docs/architecture.md §4): a reference kernel, a fast kernel that
+equals it, the scenario inputs and the compiled system both read."""
 
 from simulate.cascade.fast import run_fast
 from simulate.cascade.params import CascadeParams

@@ -1,4 +1,4 @@
-"""Risk metrics of a cascade run, from its :class:`PathResults` (DESIGN.md §4).
+"""Risk metrics of a cascade run, from its :class:`PathResults` (docs/architecture.md §4.8).
 
 Failure, per node type (the probability is the share of paths in which it happens; its
 standard error the binomial ``sqrt(p (1 - p) / n)``):

@@ -1,4 +1,5 @@
-"""The market model: per-asset volatility, joint shocks, implied volatility (DESIGN.md §4.1)."""
+"""The market model: per-asset volatility, joint shocks, implied volatility
+(docs/architecture.md §4.1)."""
 
 from simulate.market.implied_vol import (
     IVModel,

@@ -1,4 +1,5 @@
-"""The scenario vocabulary: one validated spec shared by the CLI and the API (DESIGN.md §4.1).
+"""The scenario vocabulary: one validated spec shared by the CLI and the API
+(docs/architecture.md §4.1).
 
 Three kinds, told apart by the field ``kind``:
 

@@ -1,4 +1,4 @@
-"""GraphQL types of the graph domain (DESIGN.md §3), built from the store's node records.
+"""GraphQL types of the graph domain (docs/architecture.md §3), built from the store's node records.
 
 Every node type implements ``Node`` (ids are unique across every kind of node). Related nodes
 resolve through the request's DataLoaders (:mod:`api.graphql.loaders`), never one store call
