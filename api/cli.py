@@ -166,7 +166,7 @@ def demo(
         "contagion-demo"),
     prices: Annotated[list[str] | None, typer.Option(
         help="ASSET=FILE daily price history for the market model (repeat per asset); "
-             "scripts/demo passes the BTC and ETH histories of the data directory")] = None,
+             "scripts/demo passes the BTC and ETH histories of data/market")] = None,
     positions: Annotated[int, typer.Option(help="positions in the sample ecosystem")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed (ecosystem and Monte Carlo)")] = 7,
     stress: Annotated[str, typer.Option(help="the stress scenario")] = "eth-35-steth-93",
@@ -190,7 +190,7 @@ def demo(
     if not prices:
         raise ValueError("the demo fits the market model on daily price histories: give "
                          "--prices ASSET=FILE (e.g. --prices ETH=eth.csv --prices BTC=btc.csv), "
-                         "or run scripts/demo, which passes the data directory's")
+                         "or run scripts/demo, which passes those of data/market")
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     with console.status(f"generating a {positions:,}-position ecosystem (seed {seed})"):

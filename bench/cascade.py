@@ -2,7 +2,7 @@
 
 The standard run: a generated ecosystem of ``--positions`` positions (default 1,000,000), the
 ``gjr-tcopula-1d`` scenario (GJR-GARCH skewed-t margins fitted on the real BTC and ETH daily
-histories of ``../shared/data``, t copula) for ``--paths`` paths (default 10,000) and at most
+histories of ``data/market``, t copula) for ``--paths`` paths (default 10,000) and at most
 ``--rounds`` rounds (default 24), fast kernel, in-process. Reported: its wall time (draws,
 cascade and metrics; not the generation), the process's peak resident memory, and the same time
 as a multiple of one health-factor scan of every position (the baseline, measured in the same
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -35,8 +34,8 @@ from simulate.cascade import CascadeParams, compile_cascade, monte_carlo_shocks
 from simulate.cascade.fast import run_fast
 from simulate.cascade.reference import run_reference
 from simulate.cascade.run import run_cascade
-from simulate.market import MarketModel, fit_market_model
-from simulate.prices import read_daily_closes
+from simulate.market import MarketModel
+from simulate.pipeline import fit_market, parse_price_histories
 from simulate.scenarios import MonteCarloScenario, load_scenario
 
 __all__ = ["main"]
@@ -45,11 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _market() -> MarketModel:
-    data = Path(os.environ.get("CONTAGION_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    files = {"BTC": "btc-usd-max_erickfm.csv", "ETH": "eth-usd-max_erickfm.csv"}
-    closes = pd.concat({a: read_daily_closes(data / "prices_daily" / f, a)
-                        for a, f in files.items()}, axis=1)
-    return fit_market_model(closes.dropna().iloc[-1460:])
+    data = Path(os.environ.get("CONTAGION_DATA", ROOT / "data" / "market")) / "prices_daily"
+    return fit_market(parse_price_histories([f"BTC={data / 'btc-usd-max_erickfm.csv'}",
+                                             f"ETH={data / 'eth-usd-max_erickfm.csv'}"]),
+                      1460)[0]
 
 
 def _peak_mb() -> float:

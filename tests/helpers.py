@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from graph.snapshot import Manifest, Snapshot
 
-__all__ = ["TINY_RECORDS", "tiny_records", "tiny_snapshot"]
+__all__ = ["MARKET_DATA", "TINY_RECORDS", "tiny_records", "tiny_snapshot"]
+
+#: The real public market data the project ships (``data/market``, sources and licences in
+#: ``data/README.md``); ``CONTAGION_DATA`` points the tests at another directory of the same
+#: layout (a larger collection, for extended validation).
+MARKET_DATA = Path(os.environ.get("CONTAGION_DATA",
+                                  Path(__file__).resolve().parents[1] / "data" / "market"))
 
 TINY_RECORDS: dict[str, list[dict[str, Any]]] = {
     "protocols": [

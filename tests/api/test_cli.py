@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import NEO4J_URI
-from helpers import tiny_snapshot
+from helpers import MARKET_DATA, tiny_snapshot
 
 from graph.snapshot import Snapshot
 from graph.store import open_store
@@ -151,7 +151,7 @@ def test_load_then_stats_and_reload_is_idempotent(generated: Path, tmp_path: Pat
     assert position_row.replace("│", " ").split()[1:] == ["0", "0", "0"]
 
 
-PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
+PRICES = MARKET_DATA / "prices_daily"
 
 
 def test_simulate_saves_a_run_and_compare_reads_two(generated: Path, tmp_path: Path) -> None:
@@ -206,9 +206,6 @@ def test_simulate_errors_are_one_line(args: list[str], message: str) -> None:
     assert r.returncode == 1
     assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     assert re.search(message, r.stderr), r.stderr
-
-
-PRICES = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ the same spec, cancelling (the worker process is gone), listing and paging, comp
 outliving its client, and a restarted server listing the runs of its predecessor.
 
 Monte Carlo runs fit the market model on the real BTC and ETH daily closes of
-``../shared/data`` (see its README), as ``contagion simulate --prices`` does.
+``data/market`` (see ``data/README.md``), as ``contagion simulate --prices`` does.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import websockets
 from apiserver import ApiServer, serve_backend, start_server
-from helpers import tiny_snapshot
+from helpers import MARKET_DATA, tiny_snapshot
 from websockets.sync.client import ClientConnection, connect
 
 from api.keys import KeyStore
@@ -40,7 +40,7 @@ from simulate.pipeline import PriceHistory, RunRequest, execute_run
 from simulate.prices import read_daily_closes
 from simulate.scenarios import load_scenario, scenario_from_dict
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
+DATA = MARKET_DATA / "prices_daily"
 PRICES = (PriceHistory(asset="BTC", path=DATA / "btc-usd-max_erickfm.csv"),
           PriceHistory(asset="ETH", path=DATA / "eth-usd-max_erickfm.csv"))
 HISTORY_DAYS = 1460

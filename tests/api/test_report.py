@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import MARKET_DATA
 
 from api.report import FAN_QUANTILES, FragileNode, fan_quantiles, write_report
 from graph.export import compile_system
@@ -21,7 +22,7 @@ from simulate.market.shocks import fit_market_model
 from simulate.prices import read_daily_closes
 from simulate.scenarios import load_scenario
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
+DATA = MARKET_DATA / "prices_daily"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import MARKET_DATA
 from pydantic import ValidationError
 
 import simulate.formulas.black_scholes as black_scholes
@@ -27,7 +28,7 @@ from ingest.generate import (
     round_amounts,
 )
 
-AAVE_ONCHAIN = (Path(__file__).resolve().parents[3] / "shared" / "data" / "aave_reserve_params"
+AAVE_ONCHAIN = (MARKET_DATA / "aave_reserve_params"
                 / "aave_v3_ethereum_snapshot_2023-09_reserves_flat.csv")
 LENDING_POOLS_PREFIXES = ("aave-v3:", "compound-v3:", "maker:", "isolend:")
 

@@ -1,4 +1,4 @@
-"""The replay magnitudes recomputed from the real data in ``../shared/data`` (see its README).
+"""The replay magnitudes recomputed from the real data in ``data/market`` (see ``data/README.md``).
 
 Definitions (the same as the library's ``sources`` state):
 
@@ -13,17 +13,15 @@ Definitions (the same as the library's ``sources`` state):
 
 from __future__ import annotations
 
-import os
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
+from helpers import MARKET_DATA
 
 __all__ = ["DATA", "daily", "daily_low", "depeg_low", "dvol", "hourly", "iv_multiplier",
            "peak_to_trough", "steth_eth", "usdc_15min"]
 
-DATA = Path(os.environ.get("CONTAGION_SHARED_DATA",
-                           Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA = MARKET_DATA
 
 
 def daily(asset: str) -> pd.Series:

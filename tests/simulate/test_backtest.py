@@ -1,5 +1,5 @@
 """VaR backtesting: coverage tests on hand-solved sequences, forecasters without look-ahead,
-and the CLI on real BTC prices (``../shared/data``, see its README)."""
+and the CLI on real BTC prices (``data/market``, see ``data/README.md``)."""
 
 from __future__ import annotations
 
@@ -226,7 +226,7 @@ def contagion(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_backtest_on_real_btc() -> None:
-    assert BTC.is_file(), f"real price data missing: {BTC} (see ../shared/data/README.md)"
+    assert BTC.is_file(), f"real price data missing: {BTC} (see data/README.md)"
     r = contagion("backtest", "--prices", str(BTC), "--asset", "BTC", "--last", "1500",
                   "--refit-every", "50")
     assert r.returncode == 0, r.stderr

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import MARKET_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -312,7 +313,7 @@ def test_prices_stay_positive_and_losses_bounded(seed: int, eth: float) -> None:
 # --- runs ---------------------------------------------------------------------------------------
 
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "prices_daily"
+DATA = MARKET_DATA / "prices_daily"
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import MARKET_DATA
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +25,7 @@ from simulate.market.implied_vol import (
 )
 from simulate.market.shocks import PegModel, fit_market_model
 
-CHAIN = (Path(__file__).resolve().parents[3] / "shared" / "data" / "deribit"
+CHAIN = (MARKET_DATA / "deribit"
          / "btc_options_chain_2020-05-14.csv")
 
 MODEL = IVModel(smiles={"BTC": IVSmile(underlying="BTC", atm=0.8, skew=-0.2, curvature=1.0),

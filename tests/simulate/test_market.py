@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pytest
 from arch.univariate import GARCH, ConstantMean, SkewStudent
+from helpers import MARKET_DATA
 from scipy import stats
 
 from simulate.market.shocks import (
@@ -25,7 +25,7 @@ from simulate.market.shocks import (
 )
 from simulate.market.volatility import SCALE, FittedVolatility, VolSpec, fit_volatility
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = MARKET_DATA
 
 #: GJR-GARCH(1,1)-skewed-t in arch's names, percent units: persistence α + γ/2 + β ≈ 0.95
 TRUE = {"mu": 0.05, "omega": 0.05, "alpha[1]": 0.05, "gamma[1]": 0.10, "beta[1]": 0.85,

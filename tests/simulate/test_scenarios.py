@@ -1,5 +1,5 @@
 """Scenario specs: validation in domain language, the library, files, and the historical
-replays' magnitudes recomputed from real data (``../shared/data``, see its README)."""
+replays' magnitudes recomputed from real data (``data/market``, see ``data/README.md``)."""
 
 from __future__ import annotations
 
@@ -202,9 +202,9 @@ PUBLIC_ONLY = {("march-2023", "depegs", "DAI")}
 
 @pytest.mark.parametrize("name", REPLAYS)
 def test_replay_magnitudes_agree_with_the_data(name: str) -> None:
-    """Every data-sourced number of the replay, recomputed from ``../shared/data`` with the
+    """Every data-sourced number of the replay, recomputed from ``data/market`` with the
     definitions in ``replay_data``, agrees to within 0.0005 and on the dates."""
-    assert DATA.is_dir(), f"real data missing: {DATA} (see ../shared/data/README.md)"
+    assert DATA.is_dir(), f"real data missing: {DATA} (see data/README.md)"
     replay = load_scenario(name)
     assert isinstance(replay, HistoricalReplay)
     checked: set[tuple[str, str, str]] = set()
