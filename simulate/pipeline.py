@@ -5,10 +5,12 @@
 
 1. read the snapshot (a snapshot directory, a store by URI, or a snapshot the caller holds);
 2. for a Monte Carlo scenario, read the daily closes of each ``ASSET=FILE`` price history,
-   keep the last ``history_days`` dates of their union and fit the market model on them;
+   keep the last ``history_days`` dates of their union and fit on them the market model with
+   the scenario's own ``volatility`` spec (model, innovation distribution, mean);
 3. compile the snapshot and run the cascade (:func:`simulate.cascade.run.run_cascade`);
-4. record what was used (the snapshot source, each price file with its SHA-256 and the dates
-   fitted on) in the result's ``inputs`` and, given ``out``, save it.
+4. record what was used (the snapshot source; each price file with its SHA-256, the dates
+   fitted on, the volatility model and its fitted parameters per asset) in the result's
+   ``inputs`` and, given ``out``, save it.
 
 Everything a request names reaches the run or is refused: price histories for a scenario that
 draws nothing, ``paths`` or ``seed`` for a one-path scenario, rounds below the scenario's steps
@@ -34,7 +36,7 @@ from graph.snapshot import Snapshot
 from graph.store import open_store
 from simulate.cascade.params import MAX_ROUNDS, CascadeParams
 from simulate.cascade.run import RunResult, run_cascade, run_problems
-from simulate.market import MarketModel, fit_market_model
+from simulate.market import MarketModel, VolSpec, fit_market_model
 from simulate.prices import read_daily_closes
 from simulate.scenarios import MonteCarloScenario, Scenario
 
@@ -103,11 +105,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fit_market(prices: Sequence[PriceHistory], history_days: int
-               ) -> tuple[MarketModel, dict[str, Any]]:
-    """The market model fitted on the last ``history_days`` dates of the union of the
-    histories' daily closes, and the record of what it was fitted on (per file: asset, path,
-    SHA-256; the first and last date and the number of dates)."""
+def fit_market(prices: Sequence[PriceHistory], history_days: int,
+               volatility: VolSpec | None = None) -> tuple[MarketModel, dict[str, Any]]:
+    """The market model with ``volatility`` (default :class:`VolSpec`'s) fitted on the last
+    ``history_days`` dates of the union of the histories' daily closes, and the record of
+    what was fitted: per file its asset, path and SHA-256; the first and last date and the
+    number of dates; the volatility model and, per asset, its fitted parameters (arch's
+    names, returns in percent), observations and log-likelihood."""
     if not prices:
         raise PipelineError("fitting the market model needs at least one price history "
                             "(ASSET=FILE)")
@@ -123,7 +127,12 @@ def fit_market(prices: Sequence[PriceHistory], history_days: int
         "fitted_to": frame.index[-1].date().isoformat(),
         "dates": len(frame),
     }
-    return fit_market_model(frame), record
+    market = fit_market_model(frame, volatility)
+    record["volatility"] = (volatility or VolSpec()).model_dump(mode="json")
+    record["fitted"] = {a: {"params": v.params, "nobs": v.nobs,
+                            "loglikelihood": v.loglikelihood}
+                        for a, v in market.volatility.items()}
+    return market, record
 
 
 class RunRequest(BaseModel):
@@ -166,10 +175,6 @@ class RunRequest(BaseModel):
         if problems:
             raise ValueError("; ".join(m for _, m in problems))
         return self
-
-    @property
-    def monte_carlo(self) -> bool:
-        return isinstance(self.scenario, MonteCarloScenario)
 
     @property
     def run_paths(self) -> int:
@@ -217,9 +222,10 @@ def execute_run(request: RunRequest, *, snapshot: Snapshot | None = None,
         source = {"snapshot": "given"}
     assert snapshot is not None
     market, fitted = None, None
-    if request.monte_carlo:
+    if isinstance(request.scenario, MonteCarloScenario):
         stage("fitting the market model")
-        market, fitted = fit_market(request.prices, request.history_days)
+        market, fitted = fit_market(request.prices, request.history_days,
+                                    request.scenario.volatility)
     system = compile_system(snapshot)
     stage("simulating")
     result = run_cascade(

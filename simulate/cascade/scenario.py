@@ -128,9 +128,15 @@ def fixed_shocks(scenario: FixedShockScenario | HistoricalReplay, system: System
 def monte_carlo_shocks(scenario: MonteCarloScenario, market: MarketModel, system: SystemArrays,
                        params: CascadeParams, num_paths: int, seed: np.random.SeedSequence,
                        ) -> Shocks:
-    """``num_paths`` paths drawn from ``market`` with ``seed`` (one shard's stream)."""
-    r = simulate_returns(market, num_paths, scenario.steps, seed, method=scenario.joint,
+    """``num_paths`` paths drawn from ``market`` with ``seed`` (one shard's stream): the
+    scenario's ``horizon_days`` daily returns simulated day by day through the fitted model,
+    each step carrying the sum of its ``days_per_step`` days' log returns (so a 10-day step
+    moves as ten days do, and ends where ten 1-day steps from the same draws end)."""
+    h = scenario.days_per_step
+    r = simulate_returns(market, num_paths, scenario.steps * h, seed, method=scenario.joint,
                          antithetic=scenario.antithetic)
+    if h > 1:
+        r = r.reshape(num_paths, scenario.steps, h, r.shape[-1]).sum(axis=2)
     cum = np.cumsum(r, axis=1)
     wanted = scenario.assets or market.assets
     own_p: dict[int, np.ndarray] = {}

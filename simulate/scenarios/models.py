@@ -131,8 +131,11 @@ class _Named(_Spec):
 class MonteCarloScenario(_Named):
     """Joint returns from the fitted market model.
 
-    ``horizon_days`` is split into ``steps`` equal steps; the simulation draws
-    ``[paths, steps, num_assets]`` returns from ``seed``. ``antithetic`` pairs each draw with
+    ``horizon_days`` is split into ``steps`` equal steps of :attr:`days_per_step` days each,
+    a whole number (the market model is fitted on daily returns): the simulation draws
+    ``horizon_days`` daily returns per path and asset from ``seed``, through the fitted model
+    day by day, and a step carries the sum of its days' log returns (``[paths, steps,
+    num_assets]``). ``antithetic`` pairs each draw with
     its mirror (so ``paths`` must be even). ``assets`` restricts the simulated assets (empty:
     every asset with a price history).
     """
@@ -151,7 +154,18 @@ class MonteCarloScenario(_Named):
     def _pairs(self) -> MonteCarloScenario:
         if self.antithetic and self.paths % 2:
             raise ValueError(f"paths must be even when antithetic is true (got {self.paths})")
+        per_step = self.horizon_days / self.steps
+        if per_step < 1 or abs(per_step - round(per_step)) > 1e-9:
+            raise ValueError(
+                f"horizon_days must be a whole number of days per step, at least one (the "
+                f"market model is fitted on daily returns) (got horizon_days "
+                f"{self.horizon_days:g} in {self.steps} steps: {per_step:.4g} days a step)")
         return self
+
+    @property
+    def days_per_step(self) -> int:
+        """The days of returns each step carries (``horizon_days / steps``)."""
+        return round(self.horizon_days / self.steps)
 
 
 # --- fixed shocks ------------------------------------------------------------------------------

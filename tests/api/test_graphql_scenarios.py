@@ -56,7 +56,7 @@ def test_a_valid_spec_comes_back_normalised(api: ApiServer) -> None:
                "seed": -1}},
      [{"field": "horizon_days", "message": "horizon_days must be > 0 (got 0)"},
       {"field": "seed", "message": "seed must be >= 0 (got -1)"}]),
-    ({"spec": {"kind": "monte-carlo", "name": "x", "horizon_days": 1, "steps": 5, "paths": 3,
+    ({"spec": {"kind": "monte-carlo", "name": "x", "horizon_days": 5, "steps": 5, "paths": 3,
                "seed": 1, "antithetic": True}},
      [{"field": "paths", "message": "paths must be even when antithetic is true (got 3)"}]),
     ({"spec": {"kind": "fixed-shock", "name": "x"}},

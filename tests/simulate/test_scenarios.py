@@ -281,7 +281,7 @@ def test_errors_list_each_problem_with_its_field() -> None:
         ("foo", "foo is not a scenario field"),
     ]
     cases = [
-        ({"kind": "monte-carlo", "name": "x", "horizon_days": 1, "steps": 5, "paths": 3,
+        ({"kind": "monte-carlo", "name": "x", "horizon_days": 5, "steps": 5, "paths": 3,
           "seed": 1, "antithetic": True},
          ("paths", "paths must be even when antithetic is true (got 3)")),
         ({"kind": "fixed-shock", "name": "x"},
