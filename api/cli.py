@@ -702,13 +702,12 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = bind_socket(host, port)
     if settings.workers > 1:
-        if store == "memory:":
-            raise ValueError("--workers above 1 needs a store other processes can open (a "
-                             "Neo4j server or memory:PATH), not memory:")
-        console.print(f"serving http://{host}:{sock.getsockname()[1]}/graphql (store {store}, "
-                      f"keys {keys}, {settings.workers} processes; scenario runs in "
-                      f"{settings.runs_dir} are listed, not launched)", highlight=False)
-        run_workers(store, keys, settings, sock, log_level=log_level)
+        def ready() -> None:
+            console.print(f"serving http://{host}:{sock.getsockname()[1]}/graphql (store "
+                          f"{store}, keys {keys}, {settings.workers} processes; scenario runs "
+                          f"in {settings.runs_dir} are listed, not launched)", highlight=False)
+
+        run_workers(store, keys, settings, sock, log_level=log_level, ready=ready)
         return
     with open_store(store) as s:
         app_ = create_app(s, key_store, settings)

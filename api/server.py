@@ -41,7 +41,7 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -359,17 +359,19 @@ def app_from_env() -> Starlette:
 
 
 def run_workers(store_uri: str, keys: Path, settings: ApiSettings, sock: socket.socket, *,
-                log_level: str = "info") -> None:
+                log_level: str = "info", ready: Callable[[], None] | None = None) -> None:
     """Serve with ``settings.workers`` processes sharing ``sock``, each with its own store
     connection (a memory store is loaded by each), until interrupted. The store is opened
     here once first, so that a missing store file or an unreachable server is an error at
-    startup rather than a failure of every worker."""
+    startup rather than a failure of every worker; ``ready`` is called once it opened."""
     from graph.store import open_store
 
     if store_uri == "memory:":
         raise ValueError("--workers above 1 needs a store other processes can open (a Neo4j "
                          "server or memory:PATH), not memory:")
     open_store(store_uri).close()
+    if ready is not None:
+        ready()
     os.environ[_ENV] = json.dumps({"store": store_uri, "keys": str(keys),
                                    "settings": settings.model_dump_json()})
     # a worker answers the parent's health checks only once it has imported the package
