@@ -352,12 +352,19 @@ def _request(scenario: Scenario, *, prices: list[str] | None, **fields: Any) -> 
     try:
         return RunRequest(scenario=scenario, prices=_price_histories(prices), **fields)
     except ValidationError as e:
-        err = e.errors()[0]
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["loc"]:
-            flag = "--" + str(err["loc"][0]).replace("_", "-")
-            msg = f"{flag}: {msg.lower()} (got {err.get('input')!r})"
-        raise ValueError(msg) from None
+        raise _option_error(e) from None
+
+
+def _option_error(e: ValidationError, *, whole: str = "") -> ValueError:
+    """One line for a model built from command-line options: a field's error names its
+    option (``store_timeout_s`` → ``--store-timeout``) and the value given; a check of the
+    whole keeps its message, after ``whole``."""
+    err = e.errors()[0]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if not err["loc"]:
+        return ValueError(whole + msg)
+    flag = "--" + str(err["loc"][0]).removesuffix("_s").replace("_", "-")
+    return ValueError(f"{flag}: {msg.lower()} (got {err.get('input')!r})")
 
 
 def _run_progress(p: Progress, request: RunRequest) -> StageProgress:
@@ -689,11 +696,8 @@ def serve(
     try:
         settings = ApiSettings.model_validate(flags)
     except ValidationError as e:
-        err = e.errors()[0]
-        flag = "--" + str(err["loc"][0]).removesuffix("_s").replace("_", "-") if err["loc"] else ""
-        if not err["loc"]:  # a check of the whole: its message names the setting
-            raise ValueError(f"--{err['msg'].removeprefix('Value error, ')}") from None
-        raise ValueError(f"{flag}: {err['msg'].lower()} (got {err.get('input')!r})") from None
+        # a check of the whole names the setting first: it becomes the option
+        raise _option_error(e, whole="--") from None
     key_store = KeyStore(keys)
     if not key_store.list_keys():
         raise ValueError(f"no API keys in {keys}: create one with `contagion apikey create "

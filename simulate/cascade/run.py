@@ -36,8 +36,8 @@ from simulate.cascade.system import CascadeSystem, compile_cascade
 from simulate.market.shocks import MarketModel
 from simulate.scenarios.models import HistoricalReplay, MonteCarloScenario, Scenario
 
-__all__ = ["MAX_ROUNDS", "RunError", "RunResult", "RunSpec", "code_version", "compare_runs",
-           "run_cascade", "run_problems", "scenario_steps"]
+__all__ = ["RunError", "RunResult", "RunSpec", "code_version", "compare_runs", "run_cascade",
+           "run_problems", "scenario_steps"]
 
 _SCENARIO: TypeAdapter[AnyScenario] = TypeAdapter(Scenario)
 #: format 2 added ``environment`` and ``inputs`` (format 1 files load with both empty)
