@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, cast, get_args
 
 import numpy as np
+import pandas as pd
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -28,7 +29,15 @@ from graph.errors import ContagionError, SnapshotValidationError
 from graph.export import SystemArrays, compile_system, exposure_by_protocol
 from graph.snapshot import Snapshot
 from graph.store import GraphStore, StoreStats, WriteSummary, open_store
-from simulate.backtest import BacktestResult, var_backtest
+from simulate.backtest import (
+    METHOD_LABELS,
+    MIN_WINDOW,
+    BacktestResult,
+    CoverageTest,
+    check_window,
+    default_window,
+    var_backtest,
+)
 from simulate.cascade.run import RunResult, compare_runs
 from simulate.market.volatility import VolSpec
 from simulate.pipeline import (
@@ -36,10 +45,11 @@ from simulate.pipeline import (
     PriceHistory,
     RunRequest,
     StageProgress,
+    SurfaceFile,
     execute_run,
     parse_price_histories,
 )
-from simulate.prices import log_returns, read_daily_closes
+from simulate.prices import FREQUENCIES, Closes, Frequency, log_returns, read_closes
 from simulate.scenarios import MonteCarloScenario, Scenario, list_scenarios, load_scenario
 
 __all__ = ["app", "main"]
@@ -285,21 +295,48 @@ def _demo_serve(out_dir: Path, store_uri: str, prices: list[str], port: int) -> 
         run_server(app_, sock, log_level="warning")
 
 
-def _backtest_table(res: BacktestResult, asset: str) -> Table:
+def _backtest_table(res: BacktestResult, asset: str, closes: Closes, *, available: int,
+                    last: int | None) -> Table:
     spec = res.spec
-    t = Table(title=f"{asset}: one-day VaR backtest, {res.start} .. {res.end} "
-                    f"(window {res.window}, refit every {res.refit_every}, "
-                    f"{spec.model} {spec.dist})", show_edge=False)
-    for c in ("method", "level", "days", "violations", "expected", "Kupiec LR", "p",
-              "Christoffersen LR", "p ", "cond. cov. p", "result"):
-        t.add_column(c, justify="left" if c in ("method", "result") else "right")
+    unit = "day" if res.frequency == "daily" else "hour"
+    c = closes.summary()
+    used = f"the last {res.returns:,} of {available:,}" if last is not None else f"{res.returns:,}"
+    caption = [
+        f"series: {c['closes']:,} {res.frequency} closes, {c['first']} .. {c['last']}; "
+        f"{c['missing_values']:,} missing values, {c['missing_periods']:,} missing periods; "
+        f"returns used: {used}",
+        f"window {res.window:,} ({res.window_rule}); refit every {res.refit_every:,} "
+        f"{unit}s; EWMA λ = {res.ewma_lambda:.5g}; pinball loss in basis points (×10⁴)",
+    ]
+    for m, msgs in res.rejections.items():
+        if msgs:
+            caption.append(f"{METHOD_LABELS[m]}: {len(msgs):,} refits rejected (last accepted "
+                           f"parameters held; first: {msgs[0]})")
+    t = Table(title=f"{asset}: {res.horizon} VaR backtest, {res.start} .. {res.end} "
+                    f"({res.out_of_sample:,} {unit}s out of sample)",
+              caption="\n".join(caption), caption_justify="left", show_edge=False)
+    for col in ("method", "level", "periods", "breaches", "expected", "Kupiec p",
+                "Christoffersen p", "cond. cov. p", "pinball (bp)", "refits", "rejected",
+                "result"):
+        t.add_column(col, justify="left" if col in ("method", "result") else "right")
+
+    def p(test: CoverageTest | None) -> Text:
+        if test is None:
+            return Text("—")
+        ok = test.passed
+        return Text(f"{test.p_value:.3f} {'pass' if ok else 'fail'}",
+                    style="green" if ok else "red")
+
     for r in res.rows:
         verdict = Text("pass", style="green") if r.passed else Text("fail", style="red")
-        t.add_row("fitted model" if r.method == "garch" else "historical sim.",
-                  f"{r.level:.0%}", f"{r.observations:,}", f"{r.violations:,}",
-                  f"{r.expected:,.1f}", f"{r.kupiec.statistic:.3f}", f"{r.kupiec.p_value:.3f}",
-                  f"{r.christoffersen.statistic:.3f}", f"{r.christoffersen.p_value:.3f}",
-                  f"{r.conditional.p_value:.3f}", verdict)
+        label = (f"model ({spec.model} {spec.dist})" if r.method == "model"
+                 else METHOD_LABELS[r.method])
+        fitted = r.method in ("garch-normal", "model")
+        t.add_row(label, f"{r.level:.0%}", f"{r.observations:,}", f"{r.violations:,}",
+                  f"{r.expected:,.1f}", p(r.kupiec), p(r.christoffersen), p(r.conditional),
+                  "—" if r.pinball is None else f"{r.pinball * 1e4:.4f}",
+                  f"{r.refits:,}" if fitted else "—", f"{r.rejected:,}" if fitted else "—",
+                  verdict)
     return t
 
 
@@ -309,34 +346,66 @@ def backtest(
                                                "daily date,price; or hourly "
                                                "symbol,timestamp,USD_price")],
     asset: Annotated[str, typer.Option(help="asset symbol (selects rows; labels the output)")],
-    window: Annotated[int, typer.Option(help="trailing days each forecast uses")] = 1000,
-    refit_every: Annotated[int, typer.Option(help="refit the model every K days")] = 20,
+    frequency: Annotated[str, typer.Option(
+        help="daily or hourly: the closes read, the returns and the VaR horizon (one "
+             "period)")] = "daily",
+    window: Annotated[int | None, typer.Option(
+        min=MIN_WINDOW, help="trailing returns each forecast uses (default: max(100, "
+                             "min(1000, half the returns)); must leave at least 100 "
+                             "out-of-sample periods)")] = None,
+    refit_every: Annotated[int, typer.Option(
+        min=1, help="refit the fitted models every K periods")] = 20,
     last: Annotated[int | None, typer.Option(
-        help="use only the last N daily returns (window included)")] = None,
-    model: Annotated[str, typer.Option(help="gjr-garch, garch or egarch")] = "gjr-garch",
-    dist: Annotated[str, typer.Option(help="skewt, t or normal")] = "skewt",
+        min=1, help="use only the last N returns (window included)")] = None,
+    model: Annotated[str, typer.Option(help="the project's model: gjr-garch, garch or "
+                                            "egarch")] = "gjr-garch",
+    dist: Annotated[str, typer.Option(help="its innovations: skewt, t or normal")] = "skewt",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Rolling one-day VaR (95%, 99%) of the fitted model and of historical simulation, with
-    Kupiec and Christoffersen tests (pass = p-value of at least 5% in both)."""
+    """Rolling one-period VaR (95%, 99%) of historical simulation, RiskMetrics EWMA-normal,
+    GARCH(1,1)-normal and the project's model (--model/--dist), on the same out-of-sample
+    periods: breaches against expected, Kupiec, Christoffersen and conditional-coverage
+    p-values (pass = at least 5%; result = Kupiec and Christoffersen both pass) and the
+    pinball loss (lower is better)."""
+    if frequency not in FREQUENCIES:
+        raise ValueError(f"--frequency must be one of {', '.join(FREQUENCIES)} "
+                         f"(got {frequency!r})")
+    freq = cast(Frequency, frequency)
     for opt, value in (("model", model), ("dist", dist)):
         allowed = get_args(VolSpec.model_fields[opt].annotation)
         if value not in allowed:
             raise ValueError(f"--{opt} must be one of {', '.join(allowed)} (got {value!r})")
     spec = VolSpec.model_validate({"model": model, "dist": dist})
-    returns = log_returns(read_daily_closes(prices, asset))
+    closes = read_closes(prices, asset, freq)
+    returns = log_returns(closes.series, freq)
+    available = len(returns)
     if last is not None:
-        if last <= window:
-            raise ValueError(f"--last must exceed --window {window} (got {last})")
+        if last > available:
+            raise ValueError(f"--last {last:,} exceeds the {available:,} {freq} returns of "
+                             f"{asset} in {prices}")
         returns = returns.iloc[-last:]
+    if window is not None:
+        check_window(len(returns), window, name="--window")
+    else:
+        try:
+            default_window(len(returns))
+        except ValueError as e:
+            where = f"--last {last}" if last is not None else f"{prices}"
+            raise ValueError(f"{where}: {e}") from None
+    labels = {**METHOD_LABELS, "model": f"model {spec.model} {spec.dist}"}
     with _progress() as p:
-        res = var_backtest(returns, window=window, refit_every=refit_every, spec=spec,
-                           progress=_writer(p, f"fitting {asset} {spec.model}"))
+        tick = _stage_progress(p)
+        res = var_backtest(returns, frequency=freq, window=window, refit_every=refit_every,
+                           spec=spec, asset=asset,
+                           progress=lambda m, d, t: tick(f"{asset} {labels[m]}", d, t))
     if as_json:
-        out.print_json(json.dumps({"asset": asset, "prices": str(prices), **res.as_dict()}))
+        out.print_json(json.dumps({"asset": asset, "prices": str(prices),
+                                   "series": closes.summary(), "returns_available": available,
+                                   "last": last, **res.as_dict()}))
     else:
         # a table this wide needs more than the 80 columns rich assumes off a terminal
-        (out if out.is_terminal else Console(width=132)).print(_backtest_table(res, asset))
+        (out if out.is_terminal else Console(width=160)).print(
+            _backtest_table(res, asset, closes, available=available, last=last))
 
 
 def _price_histories(prices: list[str] | None) -> tuple[PriceHistory, ...]:
@@ -345,6 +414,14 @@ def _price_histories(prices: list[str] | None) -> tuple[PriceHistory, ...]:
         return parse_price_histories(prices or ())
     except PipelineError as e:
         raise ValueError(f"--prices: {e}") from None
+
+
+def _surfaces(items: list[str] | None) -> tuple[SurfaceFile, ...]:
+    """The ``--surface UNDERLYING=FILE`` options; an error names the option."""
+    try:
+        return tuple(SurfaceFile.parse(s) for s in items or ())
+    except PipelineError as e:
+        raise ValueError(f"--surface: {e}") from None
 
 
 def _request(scenario: Scenario, *, prices: list[str] | None, **fields: Any) -> RunRequest:
@@ -408,6 +485,61 @@ def _failure_table(m: dict[str, Any]) -> Table:
     return t
 
 
+def _when(iso: str) -> str:
+    """An ISO time as a date when it is a midnight, else to the minute."""
+    return iso[:10] if iso.endswith("T00:00:00") else iso[:16].replace("T", " ")
+
+
+def _inputs_table(inputs: dict[str, Any]) -> Table:
+    """What a run used: how each asset moved (grouped), and per fitted asset its model's
+    persistence (and whether it was bounded), estimated betas, pegs and missing prices."""
+    t = Table(title="inputs used", show_edge=False)
+    t.add_column("what")
+    t.add_column("assets / values")
+    groups: dict[str, list[str]] = {}
+    for asset, how in inputs.get("moves", {}).items():
+        groups.setdefault(how, []).append(asset)
+    for how, assets in groups.items():
+        t.add_row(how, ", ".join(assets))
+    for asset, iv in inputs.get("implied_vol", {}).items():
+        if iv["source"] == "surface":
+            d = iv["dynamics"]
+            t.add_row(f"options on {asset}", f"marked from the SVI surface of "
+                      f"{iv['underlying']} as of {iv['as_of'][:10]} ({len(iv['expiries'])} "
+                      f"expiries); spot-vol {d['source']} (down {d['down']:.2f}, up "
+                      f"{d['up']:.2f})")
+        else:
+            t.add_row(f"options on {asset}", "stored implied vols times the scenario's "
+                                             "multiplier")
+    market = inputs.get("market")
+    if market:
+        spec = market["volatility"]
+        t.add_row("market model", f"{spec['model']} {spec['dist']} ({spec['mean']} mean), "
+                                  f"{market['frequency']}, {market['periods']:,} periods "
+                                  f"{_when(market['fitted_from'])} → "
+                                  f"{_when(market['fitted_to'])}")
+        for a, f in market["fitted"].items():
+            d = f.get("diagnostics") or {}
+            note = (f"persistence {d['unconstrained_persistence']:.4f} bounded at "
+                    f"{d['max_persistence']:g}" if d.get("bounded")
+                    else f"persistence {d.get('persistence', float('nan')):.4f}")
+            t.add_row(f"  {a}", f"{f['nobs']:,} returns, {note}")
+        for a, peg in market.get("pegged", {}).items():
+            m = peg["model"]
+            t.add_row(f"  {a}", "; ".join([
+                f"peg {m['peg']:g} with depeg jumps: {peg['events']} events in "
+                f"{peg['observations']:,} periods, intensity {m['intensity']:.3g} a period, "
+                f"recovery {m['recovery']:.3g}", *peg.get("notes", [])]))
+        for a, b in market.get("betas", {}).items():
+            t.add_row(f"  {a}", f"beta {b['beta']:.3f} to {b['factor']} (R² {b['r2']:.2f}, "
+                                f"{b['returns']:,} returns)")
+        for pr in market["prices"]:
+            if pr.get("missing_values") or pr.get("missing_periods"):
+                t.add_row(f"  {pr['asset']} prices", f"{pr['missing_values']} empty price "
+                          f"cells dropped, {pr['missing_periods']} missing periods")
+    return t
+
+
 def _print_run(m: dict[str, Any]) -> None:
     """The risk, failure and contagion-path tables of a run (wide enough off a terminal)."""
     con = out if out.is_terminal else Console(width=132)
@@ -441,6 +573,12 @@ def simulate(
     ] = None,
     history_days: Annotated[int, typer.Option(help="fit on the last N days of history")
                             ] = 1460,
+    proxy_asset: Annotated[str | None, typer.Option(
+        help="assets with no move of their own (no price history, no mapping; not pegged, "
+             "not a stablecoin) move as this asset (replaces the scenario's proxy)")] = None,
+    surface: Annotated[list[str] | None, typer.Option(
+        help="UNDERLYING=FILE implied-vol surface (from `contagion surface`): options on it "
+             "are marked at their own strike and expiry (repeat per underlying)")] = None,
     ray: Annotated[str | None, typer.Option(
         help="run the shards on Ray: a cluster address, or 'local'")] = None,
     shard_paths: Annotated[int, typer.Option(help="paths per seed stream / Ray task")] = 1000,
@@ -449,12 +587,14 @@ def simulate(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
 ) -> None:
-    """Run a stress scenario through the Monte Carlo cascade and report its risk metrics."""
+    """Run a stress scenario through the Monte Carlo cascade and report its risk metrics,
+    after how each asset moved and what the market model fitted."""
     if (snapshot is None) == (store is None):
         raise ValueError("give exactly one of --snapshot DIR or --store URI")
     request = _request(load_scenario(scenario), store=store, snapshot_dir=snapshot,
                        paths=paths, seed=seed, rounds=rounds, prices=prices,
-                       history_days=history_days, shard_paths=shard_paths, ray_address=ray)
+                       history_days=history_days, shard_paths=shard_paths, ray_address=ray,
+                       proxy_asset=proxy_asset, surfaces=_surfaces(surface))
     with _progress() as p:
         run = execute_run(request, out=out_path, progress=_run_progress(p, request))
     if out_path is not None:
@@ -462,7 +602,65 @@ def simulate(
     if as_json:
         out.print_json(json.dumps(run.metrics))
         return
+    (out if out.is_terminal else Console(width=132)).print(_inputs_table(run.inputs))
     _print_run(run.metrics)
+
+
+@app.command()
+def surface(
+    chain: Annotated[Path, typer.Option(help="option chain CSV (Deribit's export)")],
+    out_path: Annotated[Path, typer.Option("--out", help="write the surface here (JSON)")],
+    underlying: Annotated[str | None, typer.Option(
+        help="the chain's underlying to fit (default: the chain's only one)")] = None,
+    vol_index: Annotated[Path | None, typer.Option(
+        help="daily vol-index closes (Deribit DVOL export) to fit the spot-vol dynamics "
+             "on, with --prices")] = None,
+    prices: Annotated[Path | None, typer.Option(
+        help="the underlying's daily price history, with --vol-index")] = None,
+    min_days: Annotated[float, typer.Option(help="leave out expiries closer than this")] = 0.0,
+    weighting: Annotated[str, typer.Option(help="spread or vega")] = "spread",
+) -> None:
+    """Fit the arbitrage-checked SVI implied-volatility surface of an option chain (one slice
+    per expiry, linear in total variance between them) and, given a vol index and prices, how
+    it moves with the spot; print each slice's fit and the checks, and save it for
+    `contagion simulate --surface`."""
+    from simulate.market.implied_vol import deribit_chain
+    from simulate.market.surface import fit_spot_vol, fit_surface, read_vol_index
+
+    if (vol_index is None) != (prices is None):
+        raise ValueError("--vol-index and --prices go together (the spot-vol dynamics are "
+                         "fitted on both); without them the default response is used")
+    if weighting not in ("spread", "vega"):
+        raise ValueError(f"--weighting must be spread or vega (got {weighting!r})")
+    try:
+        raw = pd.read_csv(chain)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{chain}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    dynamics = None
+    if vol_index is not None and prices is not None:
+        asset = underlying or "BTC"
+        dynamics = fit_spot_vol(read_vol_index(vol_index), read_closes(prices, asset).series)
+    fitted = fit_surface(deribit_chain(raw), underlying=underlying, min_days=min_days,
+                         weighting=weighting, dynamics=dynamics)  # type: ignore[arg-type]
+    out_path.write_text(fitted.model_dump_json(indent=1))
+    t = Table(title=f"SVI surface of {fitted.underlying} on {fitted.as_of:%Y-%m-%d %H:%M} "
+                    f"(spot {fitted.spot:,.2f})", show_edge=False)
+    for c in ("expiry", "days", "quotes", "RMSE (vol pts)", "a", "b", "rho", "m", "sigma"):
+        t.add_column(c, justify="left" if c == "expiry" else "right")
+    for sl in fitted.slices:
+        t.add_row(sl.label, f"{sl.tau * 365:.1f}", str(sl.quotes), f"{sl.rmse * 100:.2f}",
+                  f"{sl.a:.4g}", f"{sl.b:.4g}", f"{sl.rho:+.3f}", f"{sl.m:+.3f}", f"{sl.s:.4g}")
+    out.print(t)
+    if fitted.checks is not None:
+        ck = fitted.checks
+        out.print(f"butterfly: min g {ck.butterfly_min_g:.3g} ({ck.butterfly_at}); calendar: "
+                  f"min Δw {ck.calendar_min_dw:.3g} ({ck.calendar_at}) on k ∈ [{ck.k_min:g}, "
+                  f"{ck.k_max:g}]: {'pass' if ck.passed else 'FAIL'}")
+    d = fitted.dynamics
+    out.print(f"spot-vol: {d.source}, down {d.down:.3f}, up {d.up:.3f}"
+              + (f" (R² {d.r_squared:.2f}, {d.observations} days)" if d.r_squared is not None
+                 else ""))
+    console.print(f"surface written to {out_path}")
 
 
 @app.command()

@@ -76,7 +76,7 @@ def main() -> None:
                         f"{args.ref_paths} paths"):
         small = compile_system(generate_ecosystem(args.ref_positions, args.seed))
         cs_small = compile_cascade(small)
-        shocks = monte_carlo_shocks(scenario, market, small, params, args.ref_paths,
+        shocks = monte_carlo_shocks(scenario, market, small, args.ref_paths,
                                     np.random.SeedSequence(args.seed))
         t0 = time.perf_counter()
         ref = run_reference(cs_small, shocks, params)

@@ -13,9 +13,10 @@ path's seed:
 - implied volatility of ETH and BTC times ``1 + iv_slope · D``.
 
 Everything else follows :func:`simulate.cascade.scenario.fixed_shocks`'s rules (pegged assets
-follow their target, other tokens the proxy ETH). The paths run through the fast cascade kernel
-with :class:`~simulate.cascade.CascadeParams` defaults. Labels (the module doc of
-:mod:`simulate.cascade.metrics` defines failure per node type): protocol, pool and asset
+follow their target, other tokens move as ETH: the family's scenarios name it as their proxy).
+The paths run through the fast cascade kernel with :class:`~simulate.cascade.CascadeParams`
+defaults. Labels (the module doc of :mod:`simulate.cascade.metrics` defines failure per node
+type): protocol, pool and asset
 failure probabilities and, per account, the share of paths in which one of its positions was
 liquidated or margin-called. Oracles have no label.
 """
@@ -78,7 +79,7 @@ class ShockFamily(BaseModel):
                 raise ValueError(f"the shock family moves ETH and BTC: the ecosystem has "
                                  f"neither (symbols: {sorted(symbols)[:12]})")
             out.append(FixedShockScenario(name="gnn-family", shocks=shocks,
-                                          iv_multipliers=ivs, depegs=depegs))
+                                          iv_multipliers=ivs, depegs=depegs, proxy="ETH"))
         return out
 
     def volatility(self, system: SystemArrays, *, paths: int = 256, seed: int = 0
@@ -92,8 +93,7 @@ class ShockFamily(BaseModel):
 def draw_shocks(system: SystemArrays, family: ShockFamily, paths: int, seed: int) -> Shocks:
     """``[paths, 1, A]`` shocks of ``family`` for ``system``'s assets from ``seed``."""
     symbols = {str(x) for x in system.asset_symbols}
-    params = CascadeParams()
-    parts = [fixed_shocks(sc, system, params) for sc in family.scenarios(symbols, paths, seed)]
+    parts = [fixed_shocks(sc, system) for sc in family.scenarios(symbols, paths, seed)]
     return Shocks(np.concatenate([p.price for p in parts]), np.concatenate([p.iv for p in parts]),
                   parts[0].elapsed_days)
 

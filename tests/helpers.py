@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from graph.snapshot import Manifest, Snapshot
+import numpy as np
 
-__all__ = ["MARKET_DATA", "TINY_RECORDS", "tiny_records", "tiny_snapshot"]
+from graph.export import SystemArrays, compile_system
+from graph.snapshot import Manifest, Snapshot
+from ingest.generate import generate_ecosystem
+from simulate.cascade import Shocks, fixed_shocks
+from simulate.cascade.paths import PathResults
+from simulate.scenarios import FixedShockScenario
+
+__all__ = ["MARKET_DATA", "TINY_RECORDS", "assert_same_paths", "fixed_paths", "generated_system",
+           "tiny_records", "tiny_snapshot"]
 
 #: The real public market data the project ships (``data/market``, sources and licences in
 #: ``data/README.md``); ``CONTAGION_DATA`` points the tests at another directory of the same
@@ -114,3 +123,29 @@ def tiny_records() -> dict[str, list[dict[str, Any]]]:
 
 def tiny_snapshot() -> Snapshot:
     return Snapshot.from_records(TINY_RECORDS, TINY_MANIFEST)
+
+
+@cache
+def generated_system(positions: int, seed: int) -> SystemArrays:
+    """The compiled arrays of a generated ecosystem (cached: do not mutate them)."""
+    return compile_system(generate_ecosystem(positions, seed))
+
+
+def fixed_paths(system: SystemArrays, moves: list[tuple[float, float, float, float]]) -> Shocks:
+    """One fixed-shock path per (ETH shock, BTC shock, stETH depeg, IV multiplier of ETH and
+    BTC); other tokens move as ETH."""
+    parts = [fixed_shocks(FixedShockScenario(
+        name="s", shocks={"ETH": e, "BTC": b}, depegs={"stETH": d},
+        iv_multipliers={"ETH": v, "BTC": v}, proxy="ETH"), system) for e, b, d, v in moves]
+    return Shocks(np.concatenate([p.price for p in parts]),
+                  np.concatenate([p.iv for p in parts]), parts[0].elapsed_days)
+
+
+def assert_same_paths(a: PathResults, b: PathResults) -> None:
+    """Two kernels' results agree: amounts to 1e-9 relative, counts and failures exactly."""
+    for k in ("bad_debt_pool", "liquidated_usd", "price_rel"):
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=1e-9, atol=1e-6,
+                                   err_msg=k)
+    for k in ("rounds", "fail_protocol", "fail_pool", "fail_asset", "position_failures",
+              "account_failures"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)

@@ -18,6 +18,10 @@ chunk reaches (puts at the lowest spot), longs at the least favourable, collater
 lowest prices; only positions that fail the bound are marked path by path. Paths are sorted by
 severity before chunking, so a chunk's corners are tight.
 
+The bound holds with surfaces too: a contract's vol differs by path (it moves with the spot),
+so the corners take each contract's highest and lowest vol over the chunk's paths (a mark rises
+with the vol, and a call's with the spot, a put's as it falls, at any fixed vol).
+
 Marks use each distinct contract once per path (``[paths, contracts]``), legs gather from it.
 All arithmetic per position is the reference's, in the same order.
 """
@@ -35,6 +39,7 @@ from simulate.cascade.mechanics import (
     backing,
     endogenous,
     impact,
+    leg_vols,
     liquidation,
     margin_closeout,
     route_sales,
@@ -42,7 +47,7 @@ from simulate.cascade.mechanics import (
 from simulate.cascade.params import CascadeParams
 from simulate.cascade.paths import PathResults, Shocks
 from simulate.cascade.system import CascadeSystem
-from simulate.formulas.black_scholes import bs_delta, bs_price
+from simulate.formulas.black_scholes import bs_price, smile_delta
 
 __all__ = ["run_fast"]
 
@@ -219,27 +224,31 @@ class _Chunk:
 
     # --- margin -------------------------------------------------------------------------------
 
-    def _marks(self, spot: np.ndarray, volm: np.ndarray, days: float) -> np.ndarray:
-        """Per-unit marks ``[n, I]`` of every distinct contract at spots / vol multipliers
-        ``[n, A]``."""
+    def _marks(self, spot: np.ndarray, vol: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        """Per-unit marks ``[n, I]`` of every distinct contract at spots ``[n, A]``, vols
+        ``[n, I]`` and times to expiry ``[I]`` (:meth:`_vols`)."""
         cs = self.cs
         legs = cs.inst_leg
-        u = cs.leg_asset[legs]
-        tau = np.maximum(cs.leg_tau0[legs] - days / 365.0, 0.0)
-        return bs_price(spot[:, u], cs.leg_strike[legs], tau, cs.leg_iv[legs] * volm[:, u],
+        return bs_price(spot[:, cs.leg_asset[legs]], cs.leg_strike[legs], tau, vol,
                         cs.leg_call[legs])
 
-    def _candidates(self, p: np.ndarray, vm: np.ndarray, days: float) -> np.ndarray:
+    def _vols(self, p: np.ndarray, vm: np.ndarray, days: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """``(τ [I], σ [n, I])`` of every distinct contract (``mechanics.leg_vols``)."""
+        tau, vol, _ = leg_vols(self.cs, self.cs.inst_leg, p, vm, days)
+        return tau, vol
+
+    def _candidates(self, p: np.ndarray, vol: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Margin positions that the corner bound cannot clear for these paths."""
         cs = self.cs
         lo, hi = p.min(axis=0, keepdims=True), p.max(axis=0, keepdims=True)
-        vlo, vhi = vm.min(axis=0, keepdims=True), vm.max(axis=0, keepdims=True)
+        vlo, vhi = vol.min(axis=0, keepdims=True), vol.max(axis=0, keepdims=True)
         inst_call = cs.leg_call[cs.inst_leg]
         # shorts: calls worst at high spot, puts at low spot, both at high vol
-        short_ub = np.where(inst_call, self._marks(hi, vhi, days)[0],
-                            self._marks(lo, vhi, days)[0])
-        long_lb = np.where(inst_call, self._marks(lo, vlo, days)[0],
-                           self._marks(hi, vlo, days)[0])
+        short_ub = np.where(inst_call, self._marks(hi, vhi, tau)[0],
+                            self._marks(lo, vhi, tau)[0])
+        long_lb = np.where(inst_call, self._marks(lo, vlo, tau)[0],
+                           self._marks(hi, vlo, tau)[0])
         short = cs.leg_sign < 0
         mark = np.where(short, -short_ub[cs.leg_instrument], long_lb[cs.leg_instrument])
         n_o = len(cs.opt_pos)
@@ -257,10 +266,11 @@ class _Chunk:
         cs, a_n, m_n = self.cs, self.cs.num_assets, self.cs.num_pools
         if not len(cs.opt_pos):
             return
-        cand = self._candidates(p, vm, days)
+        tau, vol = self._vols(p, vm, days)
+        cand = self._candidates(p, vol, tau)
         if not len(cand):
             return
-        marks = self._marks(p, vm, days)  # [n_act, I]
+        marks = self._marks(p, vol, tau)  # [n_act, I]
         excess = cs.excess[cand] @ np.concatenate([p, marks], axis=1).T  # [cand, n_act]
         called_pairs = (excess.T < 0) & self.open_margin[np.ix_(act, cand)]
         rows, cols = np.nonzero(called_pairs)
@@ -297,9 +307,9 @@ class _Chunk:
             open_ = self.open_margin[act, j]
             for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
                 u = cs.leg_asset[leg]
-                d = bs_delta(p[:, u], cs.leg_strike[leg],
-                             np.maximum(cs.leg_tau0[leg] - days / 365.0, 0.0),
-                             cs.leg_iv[leg] * vm[:, u], cs.leg_call[leg])
+                tau, vol, slope = leg_vols(cs, np.array([leg]), p, vm, days)
+                d = smile_delta(p[:, u], cs.leg_strike[leg], tau[:, 0], vol[:, 0],
+                                cs.leg_call[leg], slope[:, 0])
                 out[:, u] += np.where(open_, cs.leg_sign[leg] * cs.leg_size[leg] * d, 0.0)
         return out
 

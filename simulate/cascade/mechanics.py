@@ -12,7 +12,10 @@ Backing is a fixed point over cross-holdings (docs/architecture.md §4.5), solve
 (``shortfall_k``) and deposits ``cross[k, j]`` in protocols that are themselves under-backed is
 backed at ``β_k = clip(1 - (shortfall_k + Σ_j cross[k, j] (1 - β_j)) / L_k, 0, 1)``.
 
-Options are marked with :mod:`simulate.formulas.black_scholes`.
+Options are marked with :mod:`simulate.formulas.black_scholes` at the vol of
+:func:`leg_vols`: the leg's stored implied vol times the underlying's IV multiplier, or, on an
+underlying with a surface, the surface read at the leg's strike against the current spot
+(sticky moneyness) times that multiplier, with its spot slope for the smile-consistent delta.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from simulate.cascade.paths import Shocks
 from simulate.cascade.system import CascadeSystem
 from simulate.clearing import backing_ratios
 
@@ -28,9 +32,11 @@ __all__ = [
     "backing",
     "endogenous",
     "impact",
+    "leg_vols",
     "liquidation",
     "margin_closeout",
     "route_sales",
+    "surface_response",
 ]
 
 def liquidation(cv: ArrayLike, lbv: ArrayLike, dv: ArrayLike, hf: ArrayLike,
@@ -126,3 +132,49 @@ def asset_stress(cs: CascadeSystem, x: np.ndarray, e: np.ndarray) -> np.ndarray:
     peg = cs.peg_target
     target = np.where(peg >= 0, peg, 0)
     return np.where(peg >= 0, rel / rel[..., target], np.where(cs.stable, rel, e))
+
+
+def leg_vols(cs: CascadeSystem, legs: np.ndarray, spot: np.ndarray, vol_mult: np.ndarray,
+             days: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(τ, σ, ∂σ/∂S)`` of the legs ``legs [L']`` at spots and IV multipliers ``[..., A]``
+    ``days`` after the snapshot (a float, or ``[...]`` per path).
+
+    ``τ = max(τ0 - days/365, 0)``. A leg without a surface: ``σ = iv_leg · M_u`` and
+    ``∂σ/∂S = 0`` (its delta is Black–Scholes'). A leg on surface ``j`` of underlying ``u``:
+    ``σ = M_u · σ_j(ln(K / S_u), τ)`` and ``∂σ/∂S = (M_u/S_u)·(σ_j·∂ln M/∂R - ∂σ_j/∂k)`` at
+    ``R = ln(S_u / p0_u)`` (:meth:`simulate.market.surface.IVSurface.vol_and_spot_slope`).
+    Shapes ``[..., L']`` (``τ``: ``[L']`` for a float ``days``).
+    """
+    u = cs.leg_asset[legs]
+    d = np.asarray(days, dtype=float)
+    tau = np.maximum(cs.leg_tau0[legs] - (d[..., None] if d.ndim else d) / 365.0, 0.0)
+    mult = vol_mult[..., u]
+    vol = cs.leg_iv[legs] * mult
+    slope = np.zeros_like(vol)
+    if not cs.surfaces:
+        return tau, vol, slope
+    which = cs.leg_surface[legs]
+    s = spot[..., u]
+    for j, surface in enumerate(cs.surfaces):
+        sel = which == j
+        if not sel.any():
+            continue
+        tj = tau[..., sel] if tau.ndim > 1 else tau[sel]
+        v, dv = surface.vol_and_spot_slope(cs.leg_strike[legs][sel], tj, s[..., sel],
+                                           cs.price0[cs.surface_asset[j]], mult[..., sel])
+        vol[..., sel] = v
+        slope[..., sel] = dv
+    return tau, vol, slope
+
+
+def surface_response(cs: CascadeSystem, shocks: Shocks) -> Shocks:
+    """``shocks`` with the IV multiplier of every underlying that has a surface replaced by
+    that surface's spot-vol response to its own exogenous move, ``M(ln X)``
+    (:meth:`simulate.market.surface.SpotVolDynamics.multiplier`), in place of the default
+    response a Monte Carlo scenario draws; unchanged without surfaces."""
+    if not cs.surfaces:
+        return shocks
+    iv = shocks.iv.copy()
+    for surface, a in zip(cs.surfaces, cs.surface_asset, strict=True):
+        iv[..., a] = surface.dynamics.multiplier(np.log(shocks.price[..., a]))
+    return Shocks(shocks.price, iv, shocks.elapsed_days)

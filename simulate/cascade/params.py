@@ -31,9 +31,6 @@ class CascadeParams(BaseModel):
       sales are added — the transient impact of Obizhaeva & Wang (2013), *Optimal trading
       strategy and supply/demand dynamics*, J. Financial Markets 16(1). 0 makes impact
       permanent.
-    - ``proxy_asset``: an asset the scenario does not move, that is not pegged and is not a
-      stablecoin (governance tokens, say) moves with this asset (id or symbol); ``None``
-      leaves such assets unshocked.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,4 +40,3 @@ class CascadeParams(BaseModel):
     dealer_hedging: bool = True
     hedge_tolerance_usd: float = Field(default=10_000.0, ge=0.0)
     impact_recovery: float = Field(default=0.5, ge=0.0, lt=1.0)
-    proxy_asset: str | None = "ETH"

@@ -10,12 +10,15 @@ A round (docs/architecture.md §4), for each path:
    When the collateral is worth less than that, all of it is seized, the liquidator repays
    ``collateral / (1 + LB)`` and the rest of the debt is **bad debt** of the pool;
 3. every open margin position (option legs in an options or perp pool) is marked to market —
-   Black–Scholes at the shocked spot and implied vol — and when its equity (collateral plus
-   long marks minus short marks) is below the maintenance margin (``mm`` × short notional) it
-   is closed: shorts bought back at mark × (1 + penalty), longs sold at mark, the cost paid
-   from its collateral (sold), any excess bad debt of the venue;
-4. dealers' option books are re-hedged: where a move raised a dealer's delta in an underlying,
-   it sells that much of it (traded when the round's hedge flow is worth at least
+   Black–Scholes at the shocked spot and implied vol (the leg's, or its underlying's surface
+   at the leg's strike and expiry against the shocked spot; ``mechanics.leg_vols``) — and
+   when its equity (collateral plus long marks minus short marks) is below the maintenance
+   margin (``mm`` × short notional) it is closed: shorts bought back at mark × (1 + penalty),
+   longs sold at mark, the cost paid from its collateral (sold), any excess bad debt of the
+   venue;
+4. dealers' option books are re-hedged (smile-consistent delta on a surface, Black–Scholes
+   delta otherwise): where a move raised a dealer's delta in an underlying, it sells that
+   much of it (traded when the round's hedge flow is worth at least
    ``hedge_tolerance_usd``);
 5. everything sold goes into the route asset's reserve (fire-sale impact for the next round;
    ``impact_recovery`` of the earlier pressure has been absorbed meanwhile);
@@ -35,6 +38,7 @@ from simulate.cascade.mechanics import (
     backing,
     endogenous,
     impact,
+    leg_vols,
     liquidation,
     margin_closeout,
     route_sales,
@@ -42,7 +46,7 @@ from simulate.cascade.mechanics import (
 from simulate.cascade.params import CascadeParams
 from simulate.cascade.paths import PathResults, Shocks
 from simulate.cascade.system import CascadeSystem
-from simulate.formulas.black_scholes import bs_delta, bs_price
+from simulate.formulas.black_scholes import bs_price, smile_delta
 
 __all__ = ["run_reference"]
 
@@ -78,9 +82,8 @@ def _margin(cs: CascadeSystem, j: int, p: np.ndarray, vol_mult: np.ndarray, days
     marks = short_notional = shorts = longs = 0.0
     for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
         u = cs.leg_asset[leg]
-        tau = max(float(cs.leg_tau0[leg]) - days / 365.0, 0.0)
-        mark = float(bs_price(p[u], cs.leg_strike[leg], tau, cs.leg_iv[leg] * vol_mult[u],
-                              cs.leg_call[leg]))
+        tau, vol, _ = leg_vols(cs, np.array([leg]), p, vol_mult, days)
+        mark = float(bs_price(p[u], cs.leg_strike[leg], tau[0], vol[0], cs.leg_call[leg]))
         value = cs.leg_size[leg] * mark
         marks += cs.leg_sign[leg] * value
         if cs.leg_sign[leg] < 0:
@@ -101,9 +104,9 @@ def _dealer_delta(cs: CascadeSystem, open_margin: np.ndarray, p: np.ndarray,
     for j in np.flatnonzero(cs.opt_dealer & open_margin):
         for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
             u = cs.leg_asset[leg]
-            d = float(bs_delta(p[u], cs.leg_strike[leg],
-                               max(float(cs.leg_tau0[leg]) - days / 365.0, 0.0),
-                               cs.leg_iv[leg] * vol_mult[u], cs.leg_call[leg]))
+            tau, vol, slope = leg_vols(cs, np.array([leg]), p, vol_mult, days)
+            d = float(smile_delta(p[u], cs.leg_strike[leg], tau[0], vol[0], cs.leg_call[leg],
+                                  slope[0]))
             delta[u] += cs.leg_sign[leg] * cs.leg_size[leg] * d
     return delta
 

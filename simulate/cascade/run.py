@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -27,17 +27,24 @@ from graph.errors import ContagionError
 from graph.export import SystemArrays
 from graph.versions import numeric_stack
 from simulate.cascade.fast import run_fast
+from simulate.cascade.mechanics import surface_response
 from simulate.cascade.metrics import LEVELS, summarize
 from simulate.cascade.params import MAX_ROUNDS, CascadeParams
 from simulate.cascade.paths import PathResults
 from simulate.cascade.reference import run_reference
-from simulate.cascade.scenario import AnyScenario, fixed_shocks, monte_carlo_shocks
+from simulate.cascade.scenario import (
+    AnyScenario,
+    fixed_shocks,
+    monte_carlo_shocks,
+    scenario_moves,
+)
 from simulate.cascade.system import CascadeSystem, compile_cascade
 from simulate.market.shocks import MarketModel
+from simulate.market.surface import IVSurface
 from simulate.scenarios.models import HistoricalReplay, MonteCarloScenario, Scenario
 
-__all__ = ["RunError", "RunResult", "RunSpec", "code_version", "compare_runs", "run_cascade",
-           "run_problems", "scenario_steps"]
+__all__ = ["RunError", "RunResult", "RunSpec", "code_version", "compare_runs",
+           "implied_vol_inputs", "run_cascade", "run_problems", "scenario_steps"]
 
 _SCENARIO: TypeAdapter[AnyScenario] = TypeAdapter(Scenario)
 #: format 2 added ``environment`` and ``inputs`` (format 1 files load with both empty)
@@ -94,9 +101,9 @@ def _shard(cs: CascadeSystem, spec: RunSpec, market: MarketModel | None, size: i
     sc = spec.scenario
     if isinstance(sc, MonteCarloScenario):
         assert market is not None and seed is not None
-        shocks = monte_carlo_shocks(sc, market, cs.arrays, spec.params, size, seed)
+        shocks = surface_response(cs, monte_carlo_shocks(sc, market, cs.arrays, size, seed))
     else:
-        shocks = fixed_shocks(sc, cs.arrays, spec.params)
+        shocks = fixed_shocks(sc, cs.arrays)
     if spec.kernel == "reference":
         res = run_reference(cs, shocks, spec.params)
         if progress is not None:
@@ -244,7 +251,8 @@ def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
                 paths: int | None = None, seed: int | None = None,
                 params: CascadeParams | None = None, shard_paths: int = 1000,
                 kernel: Literal["fast", "reference"] = "fast", ray_address: str | None = None,
-                progress: Callable[[int, int], None] | None = None) -> RunResult:
+                progress: Callable[[int, int], None] | None = None,
+                surfaces: Mapping[str, IVSurface] | None = None) -> RunResult:
     """Run ``scenario`` on ``system``.
 
     Monte Carlo scenarios need ``market`` (the fitted model) and use the scenario's ``paths``
@@ -260,7 +268,10 @@ def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
                                       f"fitted market model (price histories)"))
     if problems:
         raise RunError(problems[0][1])
-    cs = system if isinstance(system, CascadeSystem) else compile_cascade(system)
+    if surfaces and isinstance(system, CascadeSystem):
+        raise RunError("give surfaces to compile_cascade when passing a compiled system")
+    cs = system if isinstance(system, CascadeSystem) else compile_cascade(system, surfaces)
+    moves = scenario_moves(cs.arrays, scenario, market)  # refuses unmapped assets up front
     if isinstance(scenario, MonteCarloScenario):
         n, s = paths or scenario.paths, scenario.seed if seed is None else seed
     else:
@@ -294,7 +305,28 @@ def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
                         position_ids=a.position_ids, account_ids=a.account_ids)
     return RunResult(spec=spec, snapshot=snapshot or {}, code_version=code_version(),
                      created=start.isoformat(), seconds=seconds, paths=res, ids=ids,
-                     metrics=metrics)
+                     metrics=metrics, inputs={"moves": moves,
+                                              "implied_vol": implied_vol_inputs(cs)})
+
+
+def implied_vol_inputs(cs: CascadeSystem) -> dict[str, Any]:
+    """Per underlying with option legs, what its legs were marked at: ``{"source":
+    "stored"}`` (each leg's implied vol times the IV multiplier) or ``{"source": "surface",
+    ...}`` with the surface's date, expiries, weighting, checks and spot-vol dynamics."""
+    out: dict[str, Any] = {}
+    surf = {str(cs.arrays.asset_ids[a]): s
+            for s, a in zip(cs.surfaces, cs.surface_asset, strict=True)}
+    for asset, source in sorted(cs.iv_source.items()):
+        if source == "stored":
+            out[asset] = {"source": "stored"}
+            continue
+        s = surf[asset]
+        out[asset] = {"source": "surface", "underlying": s.underlying,
+                      "as_of": s.as_of.isoformat(), "spot": s.spot,
+                      "expiries": [sl.label for sl in s.slices], "weighting": s.weighting,
+                      "checks": s.checks.model_dump() if s.checks else None,
+                      "dynamics": s.dynamics.model_dump()}
+    return out
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any], key: str) -> float:

@@ -13,6 +13,11 @@ reserves is the exact aggregate. Wrapped assets (WETH) pool their liquidity with
 their sales to, the asset they wrap; an asset with no liquidity of its own and a peg target
 (a receipt token) is redeemed into its target and sold there.
 
+Options. A leg on an underlying given an implied-vol surface
+(:class:`simulate.market.surface.IVSurface`, keyed by asset id or symbol) is marked from it
+(``leg_surface``: the surface's index, -1 for a leg that keeps its stored ``implied_vol``);
+``iv_source`` states per underlying which was used.
+
 Backing. Protocol ``k`` owes ``L_k`` (USD at snapshot prices): what depositors supplied to its
 lending pools, the stablecoin minted by its CDP vaults, and what its other pools hold (LP
 tokens, staked ETH, vault shares). ``cross[k, j]``: USD that ``k`` deposited in ``j``'s pools.
@@ -21,7 +26,8 @@ tokens, staked ETH, vault shares). ``cross[k, j]``: USD that ``k`` deposited in 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -29,6 +35,7 @@ from scipy import sparse
 from graph.export import SystemArrays, health_factor
 from graph.vocab import AccountKind, AssetKind, PoolKind
 from simulate.formulas.stableswap import stableswap_depth
+from simulate.market.surface import IVSurface
 
 __all__ = ["CascadeSystem", "compile_cascade"]
 
@@ -123,6 +130,12 @@ class CascadeSystem:
     leg_instrument: np.ndarray  # [L] index of the leg's distinct contract
     inst_leg: np.ndarray  # [I] one leg of each distinct contract (asset, kind, strike, iv, tau)
     excess: sparse.csr_array  # [NO, A + I]: margin excess = excess @ [prices, marks per unit]
+    # implied-vol surfaces: legs marked from surface leg_surface[l] (-1: the stored implied vol)
+    leg_surface: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    surfaces: tuple[IVSurface, ...] = ()
+    surface_asset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: per underlying asset id with option legs: "surface" or "stored"
+    iv_source: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_assets(self) -> int:
@@ -256,8 +269,34 @@ def _groups(pool: np.ndarray, c_ptr: np.ndarray, c_asset: np.ndarray, d_ptr: np.
             flat(gc), ptr(gd), flat(gd))
 
 
-def compile_cascade(s: SystemArrays) -> CascadeSystem:
-    """Precompute the cascade's arrays for ``s`` (once per snapshot)."""
+def _surfaces(s: SystemArrays, surfaces: Mapping[str, IVSurface], leg_asset: np.ndarray
+              ) -> tuple[np.ndarray, tuple[IVSurface, ...], np.ndarray, dict[str, str]]:
+    """(leg_surface [L], surfaces, surface_asset, iv_source) for ``surfaces`` keyed by asset id
+    or unique symbol; a surface for an asset that no option leg is on is an error."""
+    from simulate.cascade.scenario import resolve_asset  # scenario imports this module's users
+
+    leg_surface = np.full(len(leg_asset), -1, dtype=np.int64)
+    got: list[IVSurface] = []
+    where: list[int] = []
+    for key in sorted(surfaces):
+        a = resolve_asset(s, key, what="surface underlying")
+        if a in where:
+            raise ValueError(f"two surfaces given for asset {s.asset_ids[a]} (key {key!r})")
+        if not (leg_asset == a).any():
+            raise ValueError(f"surface for {key!r}: no option leg of the snapshot is on "
+                             f"asset {s.asset_ids[a]}")
+        leg_surface[leg_asset == a] = len(got)
+        got.append(surfaces[key])
+        where.append(a)
+    source = {str(s.asset_ids[a]): "surface" if a in where else "stored"
+              for a in np.unique(leg_asset)}
+    return leg_surface, tuple(got), np.array(where, dtype=np.int64), source
+
+
+def compile_cascade(s: SystemArrays, surfaces: Mapping[str, IVSurface] | None = None
+                    ) -> CascadeSystem:
+    """Precompute the cascade's arrays for ``s`` (once per snapshot); option legs on an
+    underlying that ``surfaces`` (asset id or symbol → surface) names are marked from it."""
     route, reserve = _liquidity(s)
     p_n = len(s.protocol_ids)
     cross = np.zeros((p_n, p_n))
@@ -307,6 +346,7 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
                                             return_inverse=True)
     leg_instrument = leg_instrument.reshape(-1).astype(np.int64)
     leg_ptr_sign = np.where(s.option_is_long[leg_order], 1.0, -1.0)
+    leg_surface, surf, surf_asset, iv_source = _surfaces(s, surfaces or {}, asset)
     cm_asset, cm_amount, cm_lt, cm_lb = _padded(c_ptr, c_asset, c_amount, c_lt, c_lb)
     dm_asset, dm_amount = _padded(d_ptr, d_asset, d_amount)
     return CascadeSystem(
@@ -349,4 +389,8 @@ def compile_cascade(s: SystemArrays) -> CascadeSystem:
         inst_leg=inst_leg.astype(np.int64),
         excess=_excess_matrix(s, opt, oc_ptr, oc_asset, oc_amount, leg_ptr, asset, leg_ptr_sign,
                               s.option_size[leg_order], leg_instrument, mm, len(inst_leg)),
+        leg_surface=leg_surface,
+        surfaces=surf,
+        surface_asset=surf_asset,
+        iv_source=iv_source,
     )

@@ -1,4 +1,5 @@
-"""Black–Scholes price, delta and gamma of European options at zero interest rates.
+"""Black–Scholes price, delta, gamma and vega of European options at zero interest rates,
+and the smile-consistent delta.
 
 With spot ``S`` and strike ``K`` (USD per unit of the underlying), time to expiry ``τ``
 (years) and implied volatility ``σ`` (annualised)::
@@ -8,6 +9,8 @@ With spot ``S`` and strike ``K`` (USD per unit of the underlying), time to expir
     call = S·N(d1) - K·N(d2)           put = K·N(-d2) - S·N(-d1)       (USD per unit)
     delta_call = N(d1)                  delta_put = N(d1) - 1           (units per unit)
     gamma = φ(d1) / (S·sd)              (per USD, calls and puts alike)
+    vega = S·φ(d1)·√τ                   (USD per unit of σ, i.e. per 100 vol points)
+    smile delta = delta + vega·∂σ/∂S    (when the implied vol moves with the spot)
 
 ``N`` is the standard normal CDF (:func:`scipy.special.ndtr`), ``φ`` its density. Put-call
 parity holds: ``call - put = S - K``. At expiry or at zero volatility (``sd = 0``), and at a
@@ -27,7 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
-__all__ = ["bs_delta", "bs_gamma", "bs_price"]
+__all__ = ["bs_delta", "bs_gamma", "bs_price", "bs_vega", "smile_delta"]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -91,3 +94,30 @@ def bs_gamma(spot: ArrayLike, strike: ArrayLike, tau: ArrayLike, vol: ArrayLike)
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.exp(-0.5 * d1 * d1) / (_SQRT_2PI * np.where(live, s * sd, 1.0))
     return np.where(live, g, 0.0)
+
+
+def bs_vega(spot: ArrayLike, strike: ArrayLike, tau: ArrayLike, vol: ArrayLike) -> np.ndarray:
+    """Black–Scholes vega per unit (USD per unit of annualised vol, so per 100 vol points),
+    ``S φ(d1) √τ``, the same for calls and puts; 0 when ``σ·√τ = 0`` or ``S = 0``.
+
+    >>> round(float(bs_vega(100.0, 100.0, 1.0, 0.2)), 6)  # 100 · φ(0.1) · 1
+    39.695255
+    """
+    s, k, t, v = _arrays(spot, strike, tau, vol)
+    d1, _, _, live = _d1(s, k, t, v)
+    vega = s * np.exp(-0.5 * d1 * d1) * np.sqrt(np.where(live, t, 0.0)) / _SQRT_2PI
+    return np.where(live, vega, 0.0)
+
+
+def smile_delta(spot: ArrayLike, strike: ArrayLike, tau: ArrayLike, vol: ArrayLike,
+                is_call: ArrayLike, dvol_dspot: ArrayLike) -> np.ndarray:
+    """Delta when the option's implied vol moves with the spot: ``bs_delta + bs_vega ·
+    ∂σ/∂S`` (units of the underlying), ``dvol_dspot`` the slope ``∂σ/∂S`` (per USD) of the
+    vol the option is marked at (a surface's, :meth:`simulate.market.surface.IVSurface
+    .vol_and_spot_slope`). With ``dvol_dspot = 0`` it is :func:`bs_delta`.
+
+    >>> round(float(smile_delta(100.0, 100.0, 1.0, 0.2, True, -0.001)), 6)  # N(0.1) - 0.0397
+    0.500133
+    """
+    return (bs_delta(spot, strike, tau, vol, is_call)
+            + bs_vega(spot, strike, tau, vol) * np.asarray(dvol_dspot, dtype=float))

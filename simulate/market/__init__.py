@@ -1,5 +1,5 @@
-"""The market model: per-asset volatility, joint shocks, implied volatility
-(docs/architecture.md §4.1)."""
+"""The market model: per-asset volatility, joint shocks, implied volatility and the
+implied-vol surface (docs/architecture.md §4.1)."""
 
 from simulate.market.implied_vol import (
     IVModel,
@@ -8,6 +8,7 @@ from simulate.market.implied_vol import (
     deribit_chain,
     iv_model_from_chain,
     iv_model_from_market,
+    iv_response,
     shocked_iv,
     smile,
 )
@@ -21,6 +22,15 @@ from simulate.market.shocks import (
     fit_market_model,
     simulate_returns,
 )
+from simulate.market.surface import (
+    IVSurface,
+    SpotVolDynamics,
+    SurfaceError,
+    SVISlice,
+    fit_spot_vol,
+    fit_surface,
+    load_surface,
+)
 from simulate.market.volatility import FittedVolatility, VolSpec, fit_volatility
 
 __all__ = [
@@ -28,18 +38,26 @@ __all__ = [
     "IVModel",
     "IVModelError",
     "IVSmile",
+    "IVSurface",
     "JumpSpec",
     "MarketModel",
     "MarketModelError",
     "PegModel",
+    "SVISlice",
+    "SpotVolDynamics",
+    "SurfaceError",
     "TCopula",
     "VolSpec",
     "deribit_chain",
     "draw_innovations",
     "fit_market_model",
+    "fit_spot_vol",
+    "fit_surface",
     "fit_volatility",
     "iv_model_from_chain",
     "iv_model_from_market",
+    "iv_response",
+    "load_surface",
     "shocked_iv",
     "simulate_returns",
     "smile",

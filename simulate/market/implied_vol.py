@@ -49,6 +49,7 @@ __all__ = [
     "fit_smile",
     "iv_model_from_chain",
     "iv_model_from_market",
+    "iv_response",
     "shocked_iv",
     "smile",
 ]
@@ -180,8 +181,21 @@ def shocked_iv(model: IVModel, returns: ArrayLike, *, assets: Sequence[str] | No
     if cumulative and r.ndim == 3:
         r = np.cumsum(r, axis=1)
     atm = np.array([model.smiles[a].atm for a in names])
-    mult = np.exp(model.down * np.maximum(-r, 0.0) + model.up * np.maximum(r, 0.0))
-    return atm * np.minimum(mult, model.max_multiplier)
+    return atm * iv_response(r, down=model.down, up=model.up,
+                             max_multiplier=model.max_multiplier)
+
+
+def iv_response(returns: ArrayLike, *, down: float, up: float, max_multiplier: float
+                ) -> np.ndarray:
+    """The ATM implied-vol multiplier after a cumulative log return ``R`` (any shape):
+    ``min(exp(down·max(-R, 0) + up·max(R, 0)), max_multiplier)``.
+
+    >>> round(float(iv_response(-0.5, down=1.4, up=0.7, max_multiplier=4.0)), 6)  # e^0.7
+    2.013753
+    """
+    r = np.asarray(returns, dtype=float)
+    return np.minimum(np.exp(down * np.maximum(-r, 0.0) + up * np.maximum(r, 0.0)),
+                      max_multiplier)
 
 
 # --- from an options chain ----------------------------------------------------------------------
@@ -191,13 +205,16 @@ def deribit_chain(raw: pd.DataFrame) -> pd.DataFrame:
     """A Deribit ``get_book_summary`` / instrument dump as a chain with :data:`CHAIN_COLUMNS`
     plus ``as_of``: ``instrument_name`` → instrument (underlying = its first dash field),
     ``option_type`` → kind, ``expiration_timestamp`` / ``timestamp`` (ms) → expiry / as_of,
-    ``mark_iv`` percent → decimal."""
+    ``mark_iv`` percent → decimal; ``bid_iv`` / ``ask_iv`` (percent, 0 = no quote) become
+    decimals with NaN for no quote, and ``index_price`` is kept, when the dump has them."""
     need = ("instrument_name", "option_type", "strike", "expiration_timestamp", "mark_iv",
             "open_interest", "underlying_price", "timestamp")
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise IVModelError(f"Deribit chain lacks columns {missing}")
     inst = raw["instrument_name"].astype(str)
+    quotes = {side: (pd.to_numeric(raw[side], errors="coerce") / 100.0).where(
+        lambda q: q > 0) for side in ("bid_iv", "ask_iv") if side in raw.columns}
     return pd.DataFrame({
         "instrument": inst,
         "underlying": inst.str.split("-").str[0],
@@ -208,6 +225,9 @@ def deribit_chain(raw: pd.DataFrame) -> pd.DataFrame:
         "open_interest": raw["open_interest"].astype(float),
         "underlying_price": raw["underlying_price"].astype(float),
         "as_of": pd.to_datetime(raw["timestamp"], unit="ms"),
+        **quotes,
+        **({"index_price": raw["index_price"].astype(float)} if "index_price" in raw.columns
+           else {}),
     })
 
 

@@ -64,7 +64,14 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_
 from scipy import special, stats
 
 from graph.errors import ContagionError
-from simulate.market.volatility import SCALE, FittedVolatility, VolSpec, fit_volatility
+from simulate.market.volatility import (
+    MAX_PERSISTENCE,
+    SCALE,
+    FittedVolatility,
+    VolSpec,
+    fit_volatility,
+)
+from simulate.prices import Frequency, log_returns, periods_per_day
 
 __all__ = [
     "JumpSpec",
@@ -389,12 +396,15 @@ def fit_t_copula(residuals: np.ndarray, assets: tuple[str, ...] | list[str],
 
 def fit_market_model(prices: pd.DataFrame, spec: VolSpec | None = None,
                      pegged: Mapping[str, PegModel] | None = None, *,
-                     jumps: JumpSpec | None = None) -> MarketModel:
-    """Fit the market model of every column of ``prices`` (dates × assets, USD).
+                     jumps: JumpSpec | None = None, frequency: Frequency = "daily"
+                     ) -> MarketModel:
+    """Fit the market model of every column of ``prices`` (periods × assets, USD).
 
     Columns named in ``pegged`` get that peg model; every other column gets ``spec``'s
-    volatility fitted on its daily log returns (NaNs dropped per asset, at least 100 returns).
-    The t copula is fitted on the standardised residuals of the dates all those assets share.
+    volatility fitted (guarded: :func:`~simulate.market.volatility.fit_volatility`) on its
+    one-period log returns at ``frequency`` (:func:`simulate.prices.log_returns`: NaNs dropped
+    per asset, no return across a missing period, at least 100 returns). The t copula is
+    fitted on the standardised residuals of the periods all those assets share.
     """
     if not isinstance(prices, pd.DataFrame) or prices.shape[1] == 0:
         raise MarketModelError("prices must be a DataFrame with one column per asset")
@@ -415,8 +425,9 @@ def fit_market_model(prices: pd.DataFrame, spec: VolSpec | None = None,
         last[a] = float(p.iloc[-1])
         if a in pegged:
             continue
-        r = pd.Series(np.log(p.to_numpy()), index=p.index).diff().dropna()
-        vols[a] = fit_volatility(r, spec, asset=a)
+        r = log_returns(p, frequency)
+        vols[a] = fit_volatility(r, spec, asset=a, max_persistence=MAX_PERSISTENCE ** (
+            1.0 / periods_per_day(frequency)))
         rets[a] = [float(v) for v in r.to_numpy()]
     try:
         model = MarketModel(assets=assets, volatility=vols, returns=rets, pegged=pegged,

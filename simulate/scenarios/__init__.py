@@ -2,6 +2,7 @@
 
 from simulate.scenarios.library import library_names, list_scenarios, load_scenario
 from simulate.scenarios.models import (
+    AssetMapping,
     FixedShockScenario,
     HistoricalReplay,
     MonteCarloScenario,
@@ -16,6 +17,7 @@ from simulate.scenarios.models import (
 )
 
 __all__ = [
+    "AssetMapping",
     "FixedShockScenario",
     "HistoricalReplay",
     "MonteCarloScenario",

@@ -44,6 +44,7 @@ from graph.errors import ContagionError
 from simulate.market.volatility import VolSpec
 
 __all__ = [
+    "AssetMapping",
     "FixedShockScenario",
     "HistoricalReplay",
     "MonteCarloScenario",
@@ -128,21 +129,71 @@ class _Named(_Spec):
 # --- Monte Carlo -------------------------------------------------------------------------------
 
 
-class MonteCarloScenario(_Named):
+class AssetMapping(_Spec):
+    """How an asset the scenario does not move itself moves: ``beta`` times the log move of
+    ``factor`` (an asset id or symbol of the snapshot): a price multiplier ``m`` of the factor
+    becomes ``m**beta``. ``beta: estimate`` (Monte Carlo runs only) estimates it by least
+    squares on the returns where the asset's own price history overlaps the factor's; the
+    run record states the estimate."""
+
+    factor: str = Field(min_length=1)
+    beta: float | Literal["estimate"] = 1.0
+
+    @field_validator("beta")
+    @classmethod
+    def _beta(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not math.isfinite(v):
+            raise ValueError(f"beta must be finite (got {v})")
+        return v
+
+
+class _Moves(_Named):
+    """What every scenario kind says about the assets it does not move itself.
+
+    ``mappings[a]``: asset ``a`` moves as its factor does, to the power ``beta``
+    (:class:`AssetMapping`); ``proxy``: every other asset that needs a move (not moved by the
+    scenario or its market model, not pegged to an asset that moves, not a stablecoin) moves
+    as this asset. Neither is assumed: without them such assets stay at their snapshot
+    prices in fixed shocks and replays (the run record lists them), and a Monte Carlo run is
+    refused.
+    """
+
+    proxy: str | None = None
+    mappings: dict[str, AssetMapping] = {}
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, v: str | None) -> str | None:
+        if v is not None and (not v or v != v.strip()):
+            raise ValueError(f"proxy must be an asset id or symbol (got {v!r})")
+        return v
+
+    @field_validator("mappings")
+    @classmethod
+    def _mappings(cls, d: dict[str, AssetMapping]) -> dict[str, AssetMapping]:
+        _check_assets("mappings", d)
+        for k, m in d.items():
+            if m.factor == k:
+                raise ValueError(f"mappings.{k}.factor: an asset cannot follow itself")
+        return d
+
+
+class MonteCarloScenario(_Moves):
     """Joint returns from the fitted market model.
 
-    ``horizon_days`` is split into ``steps`` equal steps of :attr:`days_per_step` days each,
-    a whole number (the market model is fitted on daily returns): the simulation draws
-    ``horizon_days`` daily returns per path and asset from ``seed``, through the fitted model
-    day by day, and a step carries the sum of its days' log returns (``[paths, steps,
-    num_assets]``). ``antithetic`` pairs each draw with
-    its mirror (so ``paths`` must be even). ``assets`` restricts the simulated assets (empty:
-    every asset with a price history).
+    The market model is fitted on returns at ``frequency`` (``daily`` or ``hourly``) and
+    ``horizon_days`` is split into ``steps`` equal steps of :attr:`periods_per_step` periods
+    each, a whole number: the simulation draws every period's return per path and asset from
+    ``seed``, through the fitted model period by period, and a step carries the sum of its
+    periods' log returns (``[paths, steps, num_assets]``). ``antithetic`` pairs each draw
+    with its mirror (so ``paths`` must be even). ``assets`` restricts the simulated assets
+    (empty: every asset with a price history).
     """
 
     kind: Literal["monte-carlo"] = "monte-carlo"
     volatility: VolSpec = VolSpec()
     joint: Literal["fhs", "t-copula"] = "fhs"
+    frequency: Literal["daily", "hourly"] = "daily"
     horizon_days: float = Field(gt=0, le=3650)
     steps: int = Field(gt=0, le=100_000)
     paths: int = Field(gt=0, le=100_000_000)
@@ -154,24 +205,27 @@ class MonteCarloScenario(_Named):
     def _pairs(self) -> MonteCarloScenario:
         if self.antithetic and self.paths % 2:
             raise ValueError(f"paths must be even when antithetic is true (got {self.paths})")
-        per_step = self.horizon_days / self.steps
+        per_day = 24 if self.frequency == "hourly" else 1
+        per_step = self.horizon_days * per_day / self.steps
         if per_step < 1 or abs(per_step - round(per_step)) > 1e-9:
+            unit = "hours" if per_day == 24 else "days"
             raise ValueError(
-                f"horizon_days must be a whole number of days per step, at least one (the "
-                f"market model is fitted on daily returns) (got horizon_days "
-                f"{self.horizon_days:g} in {self.steps} steps: {per_step:.4g} days a step)")
+                f"horizon_days must make a whole number of {unit} per step, at least one (the "
+                f"market model is fitted on {self.frequency} returns) (got horizon_days "
+                f"{self.horizon_days:g} in {self.steps} steps: {per_step:.4g} {unit} a step)")
         return self
 
     @property
-    def days_per_step(self) -> int:
-        """The days of returns each step carries (``horizon_days / steps``)."""
-        return round(self.horizon_days / self.steps)
+    def periods_per_step(self) -> int:
+        """The periods (days or hours, by ``frequency``) of returns each step carries."""
+        per_day = 24 if self.frequency == "hourly" else 1
+        return round(self.horizon_days * per_day / self.steps)
 
 
 # --- fixed shocks ------------------------------------------------------------------------------
 
 
-class FixedShockScenario(_Named):
+class FixedShockScenario(_Moves):
     """Shocks applied at once.
 
     ``shocks[a]``: price change of asset ``a`` as a fraction, > -1 (``-0.35``: down 35%).
@@ -207,6 +261,9 @@ class FixedShockScenario(_Named):
         if not (self.shocks or self.iv_multipliers or self.depegs):
             raise ValueError("a fixed-shock scenario needs at least one of shocks, "
                              "iv_multipliers, depegs")
+        both = sorted(set(self.mappings) & set(self.shocks))
+        if both:
+            raise ValueError(f"mappings.{both[0]}: {both[0]} is shocked by the scenario itself")
         return self
 
 
@@ -254,7 +311,7 @@ class ReplayDay(_Spec):
     depegs: dict[str, float] = {}
 
 
-class HistoricalReplay(_Named):
+class HistoricalReplay(_Moves):
     """A dated stress episode replayed from data, every magnitude with its source.
 
     ``sources`` maps a short key to a citation; each magnitude's ``source`` must be one of the
@@ -324,6 +381,7 @@ class HistoricalReplay(_Named):
             shocks={a: s.value for a, s in self.shocks.items()},
             iv_multipliers={a: v.value for a, v in self.iv_multipliers.items()},
             depegs={a: p.value for a, p in self.depegs.items()},
+            proxy=self.proxy, mappings=self.mappings,
         )
 
 

@@ -270,13 +270,13 @@ def test_stats(api: ApiServer) -> None:
 
 def test_scenario_library(api: ApiServer) -> None:
     d = api.gql("""{ scenarios { __typename name kind }
-        scenario(name: "eth-35-steth-93") { name description spec
+        scenario(name: "eth-35-steth-93") { name description spec proxy
           ... on FixedShockScenario { shocks { asset value } ivMultipliers { asset value }
                                       depegs { asset value } } }
         replay: scenario(name: "may-june-2022") { ... on HistoricalReplay { start end
           depegs { asset value low source } sources { key } } }
         mc: scenario(name: "gjr-fhs-10d") { ... on MonteCarloScenario { volatility { model dist
-          mean } joint horizonDays steps paths seed antithetic } }
+          mean } joint frequency horizonDays steps paths seed antithetic } }
         missing: scenario(name: "nope") { name } }""").data
     assert [(s["name"], s["kind"], s["__typename"]) for s in d["scenarios"]] == [
         ("eth-35-steth-93", "fixed-shock", "FixedShockScenario"),
@@ -290,10 +290,12 @@ def test_scenario_library(api: ApiServer) -> None:
     assert s["shocks"] == [{"asset": "ETH", "value": -0.35}, {"asset": "BTC", "value": -0.25}]
     assert s["ivMultipliers"] == [{"asset": "ETH", "value": 1.8}, {"asset": "BTC", "value": 1.6}]
     assert s["depegs"] == [{"asset": "stETH", "value": 0.93}]
+    assert s["proxy"] == "ETH"
     assert s["spec"] == {"kind": "fixed-shock", "name": "eth-35-steth-93",
                          "description": s["description"],
                          "shocks": {"ETH": -0.35, "BTC": -0.25},
-                         "iv_multipliers": {"ETH": 1.8, "BTC": 1.6}, "depegs": {"stETH": 0.93}}
+                         "iv_multipliers": {"ETH": 1.8, "BTC": 1.6}, "depegs": {"stETH": 0.93},
+                         "proxy": "ETH", "mappings": {}}
     from simulate.scenarios import load_scenario
 
     replay = load_scenario("may-june-2022")
@@ -302,6 +304,7 @@ def test_scenario_library(api: ApiServer) -> None:
     mc = load_scenario("gjr-fhs-10d")
     assert d["mc"]["steps"] == mc.steps and d["mc"]["seed"] == str(mc.seed)
     assert d["mc"]["volatility"]["model"] == mc.volatility.model
+    assert d["mc"]["frequency"] == mc.frequency == "daily"
     assert d["missing"] is None
 
 

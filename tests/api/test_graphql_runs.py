@@ -37,7 +37,7 @@ from simulate.cascade import CascadeParams
 from simulate.cascade.run import RunResult, run_cascade
 from simulate.market import fit_market_model
 from simulate.pipeline import PriceHistory, RunRequest, execute_run
-from simulate.prices import read_daily_closes
+from simulate.prices import read_closes
 from simulate.scenarios import load_scenario, scenario_from_dict
 
 DATA = MARKET_DATA / "prices_daily"
@@ -92,7 +92,7 @@ def runs_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def market() -> Any:
     """The market model fitted on the server's histories, written out by hand: the last
     ``HISTORY_DAYS`` dates of the union of both assets' daily closes."""
-    series = {h.asset: read_daily_closes(h.path, h.asset) for h in PRICES}
+    series = {h.asset: read_closes(h.path, h.asset).series for h in PRICES}
     return fit_market_model(pd.concat(series, axis=1).sort_index().iloc[-HISTORY_DAYS:])
 
 
@@ -523,6 +523,6 @@ def test_one_pipeline_the_cli_the_api_and_the_library_give_identical_metrics(
     assert cli.metrics == want
     for inputs in (lib.inputs, api_doc["inputs"], cli.inputs):
         assert [p["asset"] for p in inputs["market"]["prices"]] == ["BTC", "ETH"]
-        assert inputs["market"]["dates"] == HISTORY_DAYS
+        assert inputs["market"]["periods"] == HISTORY_DAYS
     assert cli.inputs["snapshot_dir"] == str(snap_dir)
     assert cli.environment["numpy"] == lib.environment["numpy"] != "not installed"

@@ -33,7 +33,8 @@ def test_a_valid_spec_comes_back_normalised(api: ApiServer) -> None:
         "__typename": "FixedShockScenario", "name": "eth-down", "kind": "fixed-shock",
         "description": "",
         "spec": {"kind": "fixed-shock", "name": "eth-down", "description": "",
-                 "shocks": {"ETH": -0.4}, "iv_multipliers": {}, "depegs": {"stETH": 0.9}}}}
+                 "shocks": {"ETH": -0.4}, "iv_multipliers": {}, "depegs": {"stETH": 0.9},
+                 "proxy": None, "mappings": {}}}}
     mc = _validate(api, {"spec": {"kind": "monte-carlo", "name": "big-seed", "horizon_days": 1,
                                   "steps": 1, "paths": 10, "seed": 2**40}})
     assert mc["scenario"]["spec"]["seed"] == 2**40

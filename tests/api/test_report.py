@@ -19,7 +19,7 @@ from graph.store.base import Subgraph
 from ingest.generate import generate_ecosystem
 from simulate.cascade.run import RunResult, run_cascade
 from simulate.market.shocks import fit_market_model
-from simulate.prices import read_daily_closes
+from simulate.prices import read_closes
 from simulate.scenarios import load_scenario
 
 DATA = MARKET_DATA / "prices_daily"
@@ -31,7 +31,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, RunResult
                                                             dict[str, str]]:
     snap = generate_ecosystem(3000, 5)
     system = compile_system(snap)
-    closes = pd.concat({a: read_daily_closes(DATA / f, a) for a, f in (
+    closes = pd.concat({a: read_closes(DATA / f, a).series for a, f in (
         ("BTC", "btc-usd-max_erickfm.csv"), ("ETH", "eth-usd-max_erickfm.csv"))}, axis=1)
     market = fit_market_model(closes.dropna().iloc[-1460:])
     mc = run_cascade(system, load_scenario("gjr-fhs-10d"), market=market, paths=400, seed=3,

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import MARKET_DATA
+from helpers import MARKET_DATA, assert_same_paths, fixed_paths, generated_system
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graph.export import SystemArrays, compile_system
 from graph.snapshot import Manifest, Snapshot
 from graph.vocab import PoolKind
-from ingest.generate import generate_ecosystem
 from simulate.cascade import (
     CascadeParams,
     PathResults,
@@ -33,7 +31,7 @@ from simulate.cascade.mechanics import backing, impact, liquidation, margin_clos
 from simulate.cascade.metrics import summarize
 from simulate.cascade.run import RunResult, compare_runs, run_cascade
 from simulate.market import MarketModel, fit_market_model
-from simulate.prices import read_daily_closes
+from simulate.prices import read_closes
 from simulate.scenarios import FixedShockScenario, MonteCarloScenario, ScenarioError
 from simulate.scenarios.library import load_scenario
 
@@ -87,7 +85,7 @@ CASCADE_RECORDS: dict[str, list[dict[str, Any]]] = {
 MANIFEST = Manifest(name="cascade", as_of=datetime(2023, 1, 1, tzinfo=UTC), source="hand")
 
 
-def cascade_system() -> SystemArrays:
+def cascadegenerated_system() -> SystemArrays:
     return compile_system(Snapshot.from_records(CASCADE_RECORDS, MANIFEST))
 
 
@@ -115,9 +113,9 @@ def test_three_protocol_cascade_by_hand(kernel: Any) -> None:
     Failures: A (bad debt above its reserve) in round 0; aETH (0.947 of ETH, beyond the 5%
     threshold) in round 1; a1, b1 and their accounts.
     """
-    system = cascade_system()
+    system = cascadegenerated_system()
     cs = compile_cascade(system)
-    res = kernel(cs, fixed_shocks(ETH_DOWN_20, system, CascadeParams()), CascadeParams())
+    res = kernel(cs, fixed_shocks(ETH_DOWN_20, system), CascadeParams())
 
     eth, aeth = 80.0, None
     bad = 780.0 - 800.0 / 1.1
@@ -147,7 +145,7 @@ def test_three_protocol_cascade_by_hand(kernel: Any) -> None:
 def test_constant_product_impact_is_exact() -> None:
     """Selling dx into reserves (x, y) of x·y = k: y' = k/(x + dx), so the price y/x becomes
     y'/(x + dx) = k/(x + dx)², i.e. multiplied by exactly (x/(x + dx))²."""
-    cs = compile_cascade(cascade_system())
+    cs = compile_cascade(cascadegenerated_system())
     x, y = 1000.0, 100_000.0
     for dx in (0.0, 1.0, 10.0, 250.0, 1e6):
         sold = np.array([dx, 0.0, 0.0])
@@ -218,30 +216,6 @@ def test_liquidation_close_factor_by_hand() -> None:
 # --- generated ecosystems: invariants and fast = reference ----------------------------------------
 
 
-@cache
-def _system(positions: int, seed: int) -> SystemArrays:
-    return compile_system(generate_ecosystem(positions, seed))
-
-
-def _shocks(system: SystemArrays, params: CascadeParams, moves: list[tuple[float, float, float,
-                                                                         float]]) -> Shocks:
-    """One path per (ETH shock, BTC shock, stETH depeg, IV multiplier)."""
-    parts = [fixed_shocks(FixedShockScenario(
-        name="s", shocks={"ETH": e, "BTC": b}, depegs={"stETH": d},
-        iv_multipliers={"ETH": v, "BTC": v}), system, params) for e, b, d, v in moves]
-    return Shocks(np.concatenate([p.price for p in parts]),
-                  np.concatenate([p.iv for p in parts]), parts[0].elapsed_days)
-
-
-def _assert_same(a: PathResults, b: PathResults) -> None:
-    for k in ("bad_debt_pool", "liquidated_usd", "price_rel"):
-        np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=1e-9, atol=1e-6,
-                                   err_msg=k)
-    for k in ("rounds", "fail_protocol", "fail_pool", "fail_asset", "position_failures",
-              "account_failures"):
-        np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
-
-
 move = st.tuples(st.floats(-0.7, 0.2), st.floats(-0.7, 0.2), st.floats(0.8, 1.0),
                  st.floats(1.0, 3.0))
 
@@ -253,24 +227,24 @@ move = st.tuples(st.floats(-0.7, 0.2), st.floats(-0.7, 0.2), st.floats(0.8, 1.0)
 def test_fast_kernel_equals_reference(seed: int, positions: int,
                                       moves: list[tuple[float, float, float, float]],
                                       close: bool, hedging: bool) -> None:
-    system = _system(positions, seed)
+    system = generated_system(positions, seed)
     params = CascadeParams(rounds=12, dealer_hedging=hedging, hedge_tolerance_usd=1000.0)
     cs = compile_cascade(system)
-    shocks = _shocks(system, params, moves)
-    _assert_same(run_reference(cs, shocks, params),
+    shocks = fixed_paths(system, moves)
+    assert_same_paths(run_reference(cs, shocks, params),
                  run_fast(cs, shocks, params, chunk_paths=2 if close else 64))
 
 
 def test_fast_kernel_equals_reference_over_several_steps() -> None:
     """A multi-day replay (exogenous moves in rounds 0..9) on a generated ecosystem."""
-    system = _system(300, 11)
+    system = generated_system(300, 11)
     params = CascadeParams(rounds=16)
     cs = compile_cascade(system)
-    shocks = fixed_shocks(load_scenario("march-2020"), system, params)
+    shocks = fixed_shocks(load_scenario("march-2020"), system)
     shocks = Shocks(np.concatenate([shocks.price, shocks.price ** 0.5]),
                     np.concatenate([shocks.iv, shocks.iv]), shocks.elapsed_days)
     ref = run_reference(cs, shocks, params)
-    _assert_same(ref, run_fast(cs, shocks, params))
+    assert_same_paths(ref, run_fast(cs, shocks, params))
     assert ref.position_failures.sum() > 0 and (ref.rounds >= 1).all()
 
 
@@ -279,11 +253,11 @@ def test_fast_kernel_equals_reference_over_several_steps() -> None:
 def test_larger_shock_never_liquidates_less(seed: int, eth: float, scale: float) -> None:
     """Every asset's move multiplied by ``scale`` ≥ 1 (a uniformly larger fall): every
     position liquidated under the smaller shock is liquidated under the larger one."""
-    system = _system(200, seed)
+    system = generated_system(200, seed)
     params = CascadeParams(dealer_hedging=False)
     cs = compile_cascade(system)
-    small = _shocks(system, params, [(eth, eth * 0.8, 1.0, 1.0)])
-    large = _shocks(system, params, [(max(eth * scale, -0.95), max(eth * 0.8 * scale, -0.95),
+    small = fixed_paths(system, [(eth, eth * 0.8, 1.0, 1.0)])
+    large = fixed_paths(system, [(max(eth * scale, -0.95), max(eth * 0.8 * scale, -0.95),
                                       1.0, 1.0)])
     a, b = run_fast(cs, small, params), run_fast(cs, large, params)
     assert not np.any((a.position_failures > 0) & (b.position_failures == 0))
@@ -294,10 +268,10 @@ def test_larger_shock_never_liquidates_less(seed: int, eth: float, scale: float)
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 5), eth=st.floats(-0.99, 0.5))
 def test_prices_stay_positive_and_losses_bounded(seed: int, eth: float) -> None:
-    system = _system(200, seed)
+    system = generated_system(200, seed)
     params = CascadeParams()
     cs = compile_cascade(system)
-    res = run_fast(cs, _shocks(system, params, [(eth, eth, 0.9, 2.0)]), params)
+    res = run_fast(cs, fixed_paths(system, [(eth, eth, 0.9, 2.0)]), params)
     assert np.isfinite(res.price_rel).all() and (res.price_rel >= 0).all()
     assert (res.bad_debt_pool >= 0).all() and (res.liquidated_usd >= 0).all()
     # a lending pool's bad debt never exceeds the debt in it (valued at the highest price any
@@ -319,45 +293,44 @@ DATA = MARKET_DATA / "prices_daily"
 @pytest.fixture(scope="module")
 def market() -> MarketModel:
     """GJR-GARCH skewed-t on the last four years of real BTC and ETH daily closes."""
-    closes = pd.concat({a: read_daily_closes(DATA / f, a) for a, f in (
+    closes = pd.concat({a: read_closes(DATA / f, a).series for a, f in (
         ("BTC", "btc-usd-max_erickfm.csv"), ("ETH", "eth-usd-max_erickfm.csv"))}, axis=1)
     return fit_market_model(closes.dropna().iloc[-1460:])
 
 
 def test_scenario_errors_name_the_asset() -> None:
-    system = cascade_system()
+    system = cascadegenerated_system()
     with pytest.raises(ScenarioError, match="scenario asset 'DOGE' is not an asset"):
-        fixed_shocks(FixedShockScenario(name="x", shocks={"DOGE": -0.5}), system,
-                     CascadeParams())
+        fixed_shocks(FixedShockScenario(name="x", shocks={"DOGE": -0.5}), system)
     with pytest.raises(ValueError, match=r"rounds must be between the scenario.s steps \(10\)"):
-        run_cascade(_system(100, 0), load_scenario("march-2020"),
+        run_cascade(generated_system(100, 0), load_scenario("march-2020"),
                     params=CascadeParams(rounds=5))
 
 
 def test_monte_carlo_needs_a_market_model() -> None:
     sc = MonteCarloScenario(name="mc", horizon_days=1, steps=1, paths=10, seed=1)
     with pytest.raises(ValueError, match="needs a fitted market model"):
-        run_cascade(cascade_system(), sc)
+        run_cascade(cascadegenerated_system(), sc)
 
 
 def test_run_is_reproducible_saved_and_compared(tmp_path: Path, market: MarketModel) -> None:
-    system = _system(300, 3)
+    system = generated_system(300, 3)
     sc = load_scenario("gjr-tcopula-1d")
     a = run_cascade(system, sc, market=market, paths=400, shard_paths=100)
     b = run_cascade(system, sc, market=market, paths=400, shard_paths=100)
     c = run_cascade(system, sc, market=market, paths=400, shard_paths=100, seed=8)
-    _assert_same(a.paths, b.paths)
+    assert_same_paths(a.paths, b.paths)
     np.testing.assert_array_equal(a.paths.price_rel, b.paths.price_rel)
     assert a.metrics == b.metrics
     assert not np.array_equal(a.paths.price_rel, c.paths.price_rel)
     ref = run_cascade(system, sc, market=market, paths=40, shard_paths=20, kernel="reference")
     fast = run_cascade(system, sc, market=market, paths=40, shard_paths=20)
-    _assert_same(ref.paths, fast.paths)
+    assert_same_paths(ref.paths, fast.paths)
 
     path = a.save(tmp_path / "runs" / "a.json")
     back = RunResult.load(path)
     assert back.metrics == a.metrics and back.spec == a.spec
-    _assert_same(back.paths, a.paths)
+    assert_same_paths(back.paths, a.paths)
     diff = compare_runs(a, back)
     assert not any(diff["inputs_differ"].values())
     assert all(r["diff"] == 0.0 for r in diff["metrics"].values())
@@ -389,7 +362,7 @@ def test_ray_gives_the_in_process_numbers(market: MarketModel) -> None:
     """Shards as tasks on a local Ray cluster: the same seed streams, the same numbers."""
     import ray
 
-    system = _system(200, 4)
+    system = generated_system(200, 4)
     sc = load_scenario("gjr-tcopula-1d")
     local = run_cascade(system, sc, market=market, paths=300, shard_paths=100)
     try:

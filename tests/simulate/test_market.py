@@ -24,6 +24,7 @@ from simulate.market.shocks import (
     simulate_returns,
 )
 from simulate.market.volatility import SCALE, FittedVolatility, VolSpec, fit_volatility
+from simulate.prices import log_returns, read_closes
 
 DATA = MARKET_DATA
 
@@ -274,3 +275,62 @@ def test_fit_and_simulate_on_real_btc_eth() -> None:
     # fat tails: the bootstrapped residuals keep crypto's excess kurtosis
     assert stats.kurtosis(r[:, 0, 0]) > 1.0 and stats.kurtosis(r[:, 0, 1]) > 1.0
     assert np.all(np.cumsum(r[:, :, 2], axis=1) <= 1e-12)  # USDC never trades above $1
+
+
+# --- guarded fits -------------------------------------------------------------------------------
+
+
+def _daily_returns(name: str, asset: str) -> pd.Series:
+    return log_returns(read_closes(DATA / "prices_daily" / name, asset).series)
+
+
+def test_a_near_integrated_fit_is_refit_with_bounded_persistence() -> None:
+    """BTC's last four years: unconstrained GJR-GARCH has persistence P = α + γ/2 + β =
+    1.0000 (integrated: no long-run variance; the h-step variance forecast grows by ω a
+    day without end); the kept fit is the bounded refit at P = 0.99 and says so. Its 365-day
+    variance forecast is the GARCH mean-reversion formula
+    ``v̄ + P^364 (v_1 - v̄)`` with ``v̄ = ω / (1 - P)``, below the integrated fit's."""
+    from simulate.market.volatility import MAX_PERSISTENCE, persistence
+
+    r = _daily_returns("btc-usd-max_erickfm.csv", "BTC").iloc[-1460:]
+    fit = fit_volatility(r, asset="BTC")
+    d = fit.diagnostics
+    assert d is not None and d.bounded and d.converged and d.attempts >= 2
+    assert d.unconstrained_persistence > 0.999
+    p = persistence(fit.spec, fit.params)
+    assert d.persistence == pytest.approx(p) == pytest.approx(MAX_PERSISTENCE, abs=1e-6)
+
+    def v365(f: FittedVolatility) -> tuple[float, float]:
+        v = f.result(r * 1.0).forecast(horizon=365, reindex=False).variance.to_numpy()[-1]
+        return float(v[0]), float(v[-1])
+
+    v1, vh = v365(fit)
+    vbar = fit.params["omega"] / (1 - p)
+    assert vh == pytest.approx(vbar + p ** 364 * (v1 - vbar), rel=1e-9)
+    integrated = fit_volatility(r, asset="BTC", max_persistence=1 - 1e-9)
+    assert v365(integrated)[1] > 2 * vh
+
+
+def test_a_stationary_fit_is_kept_as_fitted() -> None:
+    """GARCH(1,1)-normal on BTC's last four years has persistence 0.97 < 0.99: no refit."""
+    r = _daily_returns("btc-usd-max_erickfm.csv", "BTC").iloc[-1460:]
+    d = fit_volatility(r, VolSpec(model="garch", dist="normal"), asset="BTC").diagnostics
+    assert d is not None and not d.bounded and d.attempts == 1
+    assert d.persistence == d.unconstrained_persistence < 0.99
+
+
+def test_degenerate_series_are_refused() -> None:
+    """A pegged price with 96% zero returns is refused with a message, as are too few
+    returns and no variation."""
+    from simulate.market.volatility import VolatilityFitError
+
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random(1000) < 0.96, 0.0, rng.normal(0, 0.001, 1000))
+    idx = pd.date_range("2021-01-01", periods=1000, freq="h")
+    with pytest.raises(VolatilityFitError, match=r"USDT: 9\d% of its 1000 returns are exactly "
+                                                 r"zero .* model it as a pegged asset"):
+        fit_volatility(pd.Series(x, index=idx), asset="USDT")
+    with pytest.raises(VolatilityFitError, match=r"X needs at least 100 returns \(got 50\)"):
+        fit_volatility(pd.Series(rng.normal(0, 0.01, 50)), asset="X")
+    with pytest.raises(VolatilityFitError, match=r"returns of X must be finite"):
+        fit_volatility(pd.Series(np.r_[rng.normal(0, 0.01, 200), np.inf]), asset="X")

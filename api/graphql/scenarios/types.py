@@ -47,6 +47,9 @@ class Scenario:
     name: str
     kind: str = strawberry.field(description="monte-carlo, fixed-shock or historical")
     description: str
+    proxy: str | None = strawberry.field(
+        description="The asset that assets with no move of their own move as (null: none; "
+                    "the spec's mappings map assets one by one).")
     spec: JSON = strawberry.field(description="The whole validated spec as JSON.")
 
 
@@ -74,6 +77,8 @@ class VolatilityModel:
 class MonteCarlo(Scenario):
     volatility: VolatilityModel
     joint: str
+    frequency: str = strawberry.field(description="daily or hourly: the returns the market "
+                                                  "model is fitted on and simulates")
     horizon_days: float
     steps: int
     paths: int
@@ -149,12 +154,14 @@ class Historical(Scenario):
 def scenario_type(s: AnySpec) -> Scenario:
     """The GraphQL object of a validated spec."""
     spec: Any = json.loads(s.model_dump_json())
-    common = {"name": s.name, "kind": s.kind, "description": s.description, "spec": spec}
+    common = {"name": s.name, "kind": s.kind, "description": s.description, "spec": spec,
+              "proxy": s.proxy}
     if isinstance(s, MonteCarloScenario):
         v = s.volatility
         return MonteCarlo(**common, volatility=VolatilityModel(model=v.model, dist=v.dist,
                                                                mean=v.mean),
-                          joint=s.joint, horizon_days=s.horizon_days, steps=s.steps,
+                          joint=s.joint, frequency=s.frequency,
+                          horizon_days=s.horizon_days, steps=s.steps,
                           paths=s.paths, seed=str(s.seed), antithetic=s.antithetic,
                           assets=list(s.assets))
     if isinstance(s, FixedShockScenario):
