@@ -92,7 +92,13 @@ from scipy.special import xlogy
 from scipy.stats import chi2, norm
 
 from graph.errors import ContagionError
-from simulate.market.volatility import SCALE, FittedVolatility, VolSpec, fit_volatility
+from simulate.market.volatility import (
+    SCALE,
+    FittedVolatility,
+    VolSpec,
+    fit_volatility,
+    persistence_bound,
+)
 from simulate.prices import Frequency, periods_per_day
 
 __all__ = [
@@ -389,8 +395,8 @@ def _quantiles(fitted: FittedVolatility, levels: Sequence[float], block: pd.Seri
 
 
 def _fitted_var(r: pd.Series, levels: Sequence[float], window: int, refit_every: int,
-                spec: VolSpec, asset: str, progress: Callable[[int, int], None] | None
-                ) -> _Fitted:
+                spec: VolSpec, asset: str, progress: Callable[[int, int], None] | None,
+                frequency: Frequency = "daily") -> _Fitted:
     n = len(r)
     starts = list(range(window, n, refit_every))
     out = np.full((n - window, len(levels)), np.nan)
@@ -400,7 +406,8 @@ def _fitted_var(r: pd.Series, levels: Sequence[float], window: int, refit_every:
     for k, s in enumerate(starts):
         e = min(s + refit_every, n)
         try:
-            held = fit_volatility(r.iloc[s - window:s], spec, asset=asset)
+            held = fit_volatility(r.iloc[s - window:s], spec, asset=asset,
+                                  max_persistence=persistence_bound(periods_per_day(frequency)))
             bounded += bool(getattr(getattr(held, "diagnostics", None), "bounded", False))
         except (ContagionError, ValueError, ArithmeticError) as err:
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -648,7 +655,8 @@ def var_backtest(returns: pd.Series, *, frequency: Frequency = "daily",
             s = GARCH_NORMAL if m == "garch-normal" else spec
             again = next((f for d, f in done if d == s), None)
             if again is None:
-                fits[m] = _fitted_var(r, levels, w, refit_every, s, asset, _bind(progress, m))
+                fits[m] = _fitted_var(r, levels, w, refit_every, s, asset, _bind(progress, m),
+                                      frequency)
                 done.append((s, fits[m]))
             else:
                 fits[m] = again

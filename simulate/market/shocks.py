@@ -65,11 +65,11 @@ from scipy import special, stats
 
 from graph.errors import ContagionError
 from simulate.market.volatility import (
-    MAX_PERSISTENCE,
     SCALE,
     FittedVolatility,
     VolSpec,
     fit_volatility,
+    persistence_bound,
 )
 from simulate.prices import Frequency, log_returns, periods_per_day
 
@@ -426,8 +426,8 @@ def fit_market_model(prices: pd.DataFrame, spec: VolSpec | None = None,
         if a in pegged:
             continue
         r = log_returns(p, frequency)
-        vols[a] = fit_volatility(r, spec, asset=a, max_persistence=MAX_PERSISTENCE ** (
-            1.0 / periods_per_day(frequency)))
+        vols[a] = fit_volatility(r, spec, asset=a,
+                                 max_persistence=persistence_bound(periods_per_day(frequency)))
         rets[a] = [float(v) for v in r.to_numpy()]
     try:
         model = MarketModel(assets=assets, volatility=vols, returns=rets, pegged=pegged,

@@ -26,7 +26,8 @@ Every fit is guarded (:func:`fit_volatility`), and what the guards did is kept i
   the constraint ``P ≤ MAX_PERSISTENCE`` (a bounded-persistence refit: with ``P = 1`` the
   variance has no long-run level and year-long simulations drift to absurd volatility; at 0.99
   a variance shock has a half-life of ``ln 0.5 / ln 0.99 ≈ 69`` days). An hourly model is
-  bounded at ``0.99^(1/24) ≈ 0.99958`` per hour, the same 69-day half-life. The diagnostics
+  bounded at ``0.99^(1/24) ≈ 0.99958`` per hour, the same 69-day half-life
+  (:func:`persistence_bound`). The diagnostics
   keep both persistences and say that the bound was applied.
 
 References: Glosten, Jagannathan & Runkle (1993); Hansen (1994) skewed-t; Nelson (1991) EGARCH.
@@ -61,6 +62,7 @@ __all__ = [
     "arch_model_for",
     "fit_volatility",
     "persistence",
+    "persistence_bound",
 ]
 
 #: returns are fitted in percent
@@ -96,6 +98,18 @@ def arch_model_for(returns_pct: pd.Series | np.ndarray, spec: VolSpec) -> ARCHMo
     vol: Literal["GARCH", "EGARCH"] = "EGARCH" if spec.model == "egarch" else "GARCH"
     return arch_model(returns_pct, mean=spec.mean, vol=vol, p=1, o=o, q=1, dist=spec.dist,
                       rescale=False)
+
+
+def persistence_bound(periods_per_day: int) -> float:
+    """The largest persistence kept for a model of ``periods_per_day`` periods a day:
+    ``MAX_PERSISTENCE ** (1 / periods_per_day)``, the same decay per day at any frequency.
+
+    >>> round(persistence_bound(24), 6)
+    0.999581
+    """
+    if periods_per_day < 1:
+        raise VolatilityFitError(f"periods_per_day must be >= 1 (got {periods_per_day})")
+    return MAX_PERSISTENCE ** (1.0 / periods_per_day)
 
 
 def persistence(spec: VolSpec, params: dict[str, float]) -> float:

@@ -271,12 +271,12 @@ def test_rejected_refits_are_counted_and_the_last_fit_is_held(
     real = backtest.fit_volatility
     calls = {"n": 0}
 
-    def flaky(returns: pd.Series, spec: VolSpec | None = None, *, asset: str = ""
-              ) -> FittedVolatility:
+    def flaky(returns: pd.Series, spec: VolSpec | None = None, *, asset: str = "",
+              max_persistence: float = 0.99) -> FittedVolatility:
         calls["n"] += 1
         if calls["n"] in (1, 3):
             raise VolatilityFitError(f"volatility fit of {asset} did not converge")
-        return real(returns, spec, asset=asset)
+        return real(returns, spec, asset=asset, max_persistence=max_persistence)
 
     monkeypatch.setattr(backtest, "fit_volatility", flaky)
     res = var_backtest(r, window=300, refit_every=40, methods=("model",), asset="X")
@@ -300,8 +300,8 @@ def test_rejected_refits_are_counted_and_the_last_fit_is_held(
 
 def test_every_refit_rejected_leaves_a_row_without_tests(monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
-    def reject(returns: pd.Series, spec: VolSpec | None = None, *, asset: str = ""
-               ) -> FittedVolatility:
+    def reject(returns: pd.Series, spec: VolSpec | None = None, *, asset: str = "",
+               max_persistence: float = 0.99) -> FittedVolatility:
         raise VolatilityFitError(f"{asset}: 80% of its returns are exactly zero")
 
     monkeypatch.setattr(backtest, "fit_volatility", reject)
@@ -589,3 +589,24 @@ def test_cli_backtest_errors_are_one_line(setup: str, code: int, match: str, tmp
     assert "Traceback" not in stderr
     err = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
     assert len(err) == 1 and re.search(match, err[0]), stderr
+
+
+def test_hourly_refits_use_the_hourly_persistence_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An hourly backtest bounds persistence at 0.99^(1/24) per hour (the daily 0.99 per
+    day), a daily one at 0.99."""
+    seen: list[float] = []
+    real = backtest.fit_volatility
+
+    def spy(returns: pd.Series, spec: VolSpec | None = None, *, asset: str = "",
+            max_persistence: float = 0.99) -> FittedVolatility:
+        seen.append(max_persistence)
+        return real(returns, spec, asset=asset, max_persistence=max_persistence)
+
+    monkeypatch.setattr(backtest, "fit_volatility", spy)
+    rng = np.random.default_rng(3)
+    r = pd.Series(rng.standard_t(5, 500) * 0.01,
+                  index=pd.date_range("2022-01-01", periods=500, freq="h"))
+    var_backtest(r, frequency="hourly", window=300, refit_every=200, methods=("model",))
+    var_backtest(r.set_axis(pd.date_range("2020-01-01", periods=500, freq="D")),
+                 window=300, refit_every=200, methods=("model",))
+    assert seen == [pytest.approx(0.99 ** (1 / 24))] * 1 + [0.99] * 1
