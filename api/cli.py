@@ -455,13 +455,28 @@ def _run_progress(p: Progress, request: RunRequest) -> StageProgress:
     return update
 
 
+_LOSSES = (("bad debt", "bad_debt_usd"),
+           ("liquidated (execution prices)", "liquidated_usd"),
+           ("liquidated (snapshot prices)", "liquidated_snapshot_usd"))
+
+
 def _risk_table(m: dict[str, Any]) -> Table:
+    """Losses: one amount each for a single path (a fixed shock or a replay: no
+    distribution), else mean, P(> 0), VaR and CVaR with their Monte Carlo errors."""
+    losses = [(name, m[key]) for name, key in _LOSSES if key in m]
+    if m["paths"] == 1:
+        t = Table(title="losses of the stress path (USD; one deterministic path)",
+                  show_edge=False)
+        t.add_column("loss")
+        t.add_column("USD", justify="right")
+        for name, d in losses:
+            t.add_row(name, f"{d['mean']:,.0f}")
+        return t
     t = Table(title=f"loss distribution over {m['paths']:,} paths (USD, ± Monte Carlo s.e.)",
               show_edge=False)
     for c in ("loss", "mean", "P(> 0)", "VaR 95%", "CVaR 95%", "VaR 99%", "CVaR 99%"):
         t.add_column(c, justify="left" if c == "loss" else "right")
-    for name, key in (("bad debt", "bad_debt_usd"), ("liquidated", "liquidated_usd")):
-        d = m[key]
+    for name, d in losses:
         cells = [f"{d['mean']:,.0f} ± {d['mean_se']:,.0f}", f"{d['p_positive']:.1%}"]
         for level in ("0.95", "0.99"):
             r = d[level]
@@ -471,17 +486,53 @@ def _risk_table(m: dict[str, Any]) -> Table:
     return t
 
 
+def _usd_or_blank(v: float | None) -> str:
+    return "" if v is None else f"{v:,.0f}"
+
+
 def _failure_table(m: dict[str, Any]) -> Table:
-    t = Table(title="failure probability (protocols: bad debt beyond reserve; assets: depeg "
-              "or fire-sale loss beyond the threshold)", show_edge=False)
-    for c in ("node", "kind", "P(fail)", "CVaR 99% share $"):
-        t.add_column(c, justify="left" if c in ("node", "kind") else "right")
+    """Protocols with a failure or a loss (with the reserve their loss is judged against, and
+    why one with losses did not fail), assets failed by the cascade, and scenario shocks."""
+    single = m["paths"] == 1
+    t = Table(title="failures (protocols: bad debt + cross-deposit losses beyond the reserve; "
+              "assets: depeg or fire-sale loss beyond the threshold; shocks: the scenario's "
+              "own moves)", show_edge=False)
+    cols = ["node", "kind", "failed" if single else "P(fail)", "reserve $",
+            "bad debt $" if single else "mean bad debt $",
+            "cross-deposit loss $" if single else "mean cross-deposit loss $",
+            *([] if single else ["CVaR 99% share $"]), "note"]
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("node", "kind", "note") else "right")
     fp, share = m["failure_probability"], m["marginal_contribution_usd"]["0.99"]
-    rows = [(k, "protocol", v["p"], share.get(k, 0.0)) for k, v in fp["protocol"].items()]
-    rows += [(k, "asset", v["p"], None) for k, v in fp["asset"].items()]
-    for k, kind, p, c in sorted(rows, key=lambda r: -r[2]):
-        if p > 0 or (c or 0) > 0:
-            t.add_row(k, kind, f"{p:.2%}", "" if c is None else f"{c:,.0f}")
+
+    def prob(p: float) -> str:
+        return ("yes" if p > 0 else "no") if single else f"{p:.2%}"
+
+    rows: list[tuple[float, str, list[str]]] = []
+    for k, v in fp["protocol"].items():
+        bad, cross = v.get("bad_debt_usd", 0.0), v.get("cross_loss_usd", 0.0)
+        c = share.get(k, 0.0)
+        if not (v["p"] > 0 or c > 0 or bad > 0 or cross > 0):
+            continue
+        note = ""
+        reserve = v.get("reserve_usd")
+        if v["p"] == 0 and reserve is not None:
+            note = (f"bad debt + cross-deposit loss {'' if single else 'at most '}"
+                    f"{v.get('max_loss_usd', bad + cross):,.0f} ≤ reserve {reserve:,.0f}: "
+                    f"absorbed")
+        rows.append((v["p"], k, [k, "protocol", prob(v["p"]), _usd_or_blank(reserve),
+                                 f"{bad:,.0f}", f"{cross:,.0f}",
+                                 *([] if single else [f"{c:,.0f}"]), note]))
+    blank = [""] * (len(cols) - 4)
+    for k, v in fp["asset"].items():
+        if v["p"] > 0:
+            rows.append((v["p"], k, [k, "asset", prob(v["p"]), *blank, ""]))
+        if v.get("p_shock", 0.0) > 0:
+            rows.append((v["p_shock"], k, [k, "shock", prob(v["p_shock"]), *blank,
+                                           "scenario input past the threshold, not a "
+                                           "failure"]))
+    for _, _, cells in sorted(rows, key=lambda r: (-r[0], r[1])):
+        t.add_row(*cells)
     return t
 
 
@@ -548,14 +599,26 @@ def _print_run(m: dict[str, Any]) -> None:
     con.print(_paths_table(m))
 
 
-def _paths_table(m: dict[str, Any]) -> Table:
-    t = Table(title="most frequent contagion paths (first failures, in order)",
-              show_edge=False)
+def _chain(r: dict[str, Any]) -> str:
+    """A contagion chain, root first: ``node (how) → node (how)``."""
+    if "steps" not in r:  # a run saved before causes were recorded
+        return " → ".join(r["path"])
+    return " → ".join(f"{s['node']} ({s['how']})" for s in r["steps"])
+
+
+def _paths_table(m: dict[str, Any], top: int = 10) -> Table:
+    """The ``top`` most frequent contagion chains, whole (each failure after its cause)."""
+    single = m["paths"] == 1
+    t = Table(title="contagion paths (each node after what caused it, and how it was hit)"
+              if single else "most frequent contagion paths (each node after what caused "
+                             "it, and how it was hit)", show_edge=False)
     t.add_column("path")
-    t.add_column("paths", justify="right")
-    t.add_column("share", justify="right")
-    for r in m["contagion_paths"]:
-        t.add_row(" → ".join(r["path"]), f"{r['count']:,}", f"{r['probability']:.2%}")
+    if not single:
+        t.add_column("paths", justify="right")
+        t.add_column("share", justify="right")
+    for r in m["contagion_paths"][:top]:
+        t.add_row(_chain(r), *([] if single else [f"{r['count']:,}",
+                                                   f"{r['probability']:.2%}"]))
     return t
 
 

@@ -9,7 +9,7 @@ collateral and debt matrices. Compute never walks the graph store object by obje
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import overload
 
@@ -119,6 +119,10 @@ class SystemArrays:
     oracle_ids: np.ndarray  # [O] str
     oracle_kind: np.ndarray  # int8, OracleKind
     asset_oracle: np.ndarray  # [A] int64 oracle index or -1
+    # oracle parameters [O], NaN where not set (the kind's default applies)
+    oracle_deviation: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    oracle_heartbeat: np.ndarray = field(default_factory=lambda: np.zeros(0))  # seconds
+    oracle_window: np.ndarray = field(default_factory=lambda: np.zeros(0))  # TWAP, seconds
 
     @property
     def num_positions(self) -> int:
@@ -183,6 +187,9 @@ def compile_system(snapshot: Snapshot) -> SystemArrays:
         oracle_ids=oracles["id"].to_numpy(dtype=object),
         oracle_kind=_codes(oracles["kind"], OracleKind),
         asset_oracle=_index(oracles["id"], assets["oracle"]),
+        oracle_deviation=oracles["deviation_threshold"].to_numpy(dtype=np.float64),
+        oracle_heartbeat=oracles["heartbeat_seconds"].to_numpy(dtype=np.float64),
+        oracle_window=oracles["twap_window_seconds"].to_numpy(dtype=np.float64),
     )
 
 

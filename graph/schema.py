@@ -162,9 +162,18 @@ TABLES: dict[str, TableSpec] = {
                 _id(),
                 Column("kind", "str", choices=OracleKind),
                 Column("reads", "str", required=False, ref="pools", rel=RelType.READS),
+                Column("deviation_threshold", "float", required=False, low=0.0, high=1.0,
+                       high_open=True),
+                Column("heartbeat_seconds", "float", required=False, low=0.0, low_open=True),
+                Column("twap_window_seconds", "float", required=False, low=0.0),
             ),
             label=NodeLabel.ORACLE,
-            doc="A price source; reads: the pool a TWAP or exchange-rate oracle reads.",
+            doc="A price source; reads: the pool a TWAP or exchange-rate oracle reads. A feed "
+            "reports the market price when it has moved more than deviation_threshold (a "
+            "fraction) from the last report or heartbeat_seconds have passed since it; a TWAP "
+            "averages its pool's price over twap_window_seconds (0: the spot price). Null: "
+            "the kind's default (feed 0.005 and 3600 s, TWAP 1800 s; "
+            "simulate.cascade.oracles).",
         ),
         TableSpec(
             "assets",

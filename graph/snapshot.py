@@ -97,7 +97,10 @@ def _fmt(value: object) -> str:
 def _coerce(spec: TableSpec, raw: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
     """Canonical dtypes and column order; type errors become problems (the row becomes null)."""
     unknown = [c for c in raw.columns if c not in spec.column_names]
-    missing = [c for c in spec.column_names if c not in raw.columns]
+    # an optional column may be absent (null throughout): snapshots written before it existed
+    missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
+    if any(c not in raw.columns for c in spec.column_names) and not (unknown or missing):
+        raw = raw.reindex(columns=list(spec.column_names))
     if unknown or missing:
         detail = []
         if missing:

@@ -43,6 +43,7 @@ __all__ = [
     "ClearingError",
     "DebtRankVariant",
     "backing_ratios",
+    "cross_deposit_losses",
     "debt_rank",
     "debt_rank_systemic",
     "eisenberg_noe",
@@ -376,46 +377,65 @@ def debt_rank_systemic(h: ArrayLike, h0: ArrayLike, weights: ArrayLike) -> float
 # --- backing over cross-holdings ----------------------------------------------------------------
 
 
-def backing_ratios(liabilities: np.ndarray, cross: np.ndarray, shortfall: np.ndarray, *,
-                   tol: float = BACKING_TOL, max_iter: int = BACKING_MAX_ITER) -> np.ndarray:
-    r"""Backing ratio ``β [..., P]`` of ``P`` protocols with bad debt and deposits in one
-    another (docs/architecture.md §4.5)::
+def backing_ratios(liabilities: np.ndarray, cross: np.ndarray, bad_debt: np.ndarray, *,
+                   reserve: np.ndarray | None = None, tol: float = BACKING_TOL,
+                   max_iter: int = BACKING_MAX_ITER) -> np.ndarray:
+    r"""Backing ratio ``β [..., P]`` of ``P`` protocols with bad debt, reserves and deposits in
+    one another (docs/architecture.md §4.5)::
 
-        β_k = clip(1 - (s_k + Σ_j C_kj·(1 - β_j)) / L_k, 0, 1)      (β_k = 1 where L_k = 0)
+        loss_k = b_k + Σ_j C_kj·(1 - β_j)                       own bad debt + cross-deposit losses
+        β_k    = clip(1 - max(loss_k - r_k, 0) / L_k, 0, 1)      (β_k = 1 where L_k = 0)
 
     ``liabilities`` ``L [P]``: what each protocol owes its depositors and token holders (USD
     at snapshot prices); ``cross`` ``C [P, P]``: ``C[k, j]`` USD that ``k`` deposited in
-    ``j``'s pools (lost in proportion to ``j``'s under-backing ``1 - β_j``); ``shortfall``
-    ``s [..., P]``: each protocol's bad debt beyond its reserve (USD), any leading shape
-    (e.g. ``[paths, P]``; every row is solved at once). ``β`` is unitless, in ``[0, 1]``.
+    ``j``'s pools (lost in proportion to ``j``'s under-backing ``1 - β_j``); ``bad_debt``
+    ``b [..., P]``: each protocol's own bad debt (USD), any leading shape (e.g. ``[paths, P]``;
+    every row is solved at once); ``reserve`` ``r [P]`` (default 0): what each protocol's
+    reserve absorbs before its depositors lose, of its own bad debt and of its losses on
+    deposits elsewhere alike. ``β`` is unitless, in ``[0, 1]``; a protocol *fails* when
+    ``loss_k > r_k`` (:func:`cross_deposit_losses` gives ``loss_k - b_k``).
+
+    With no prices involved this is Eisenberg–Noe clearing (:func:`eisenberg_noe`): ``k``
+    owes ``L_k`` (``C_kj`` of ``j``'s to ``k``, the rest to outside depositors) and holds
+    ``e_k = L_k + r_k - b_k - Σ_j C_kj`` outside the network, so ``β_k = p_k / L_k``.
 
     The map is monotone (more under-backing elsewhere never raises ``β``), so Picard iteration
     from ``β = 1`` decreases to its greatest fixed point; it stops when no ``β`` moved by more
-    than ``tol`` in a round. With no shortfall anywhere ``β = 1`` and nothing is iterated.
-    Inputs are not validated: the cascade calls this every round with the arrays it compiled.
+    than ``tol`` in a round. With no bad debt beyond a reserve anywhere ``β = 1`` and nothing
+    is iterated. Inputs are not validated: the cascade calls this every round with the arrays
+    it compiled.
 
     Raises:
         ClearingError: when ``max_iter`` rounds do not converge (deposits that are almost all
         of both protocols' liabilities in a ring converge geometrically slowly); the message
         gives the rounds and the residual, the largest change of the last round.
 
-    Example (``L = [100, 50]``; protocol 0 deposited 20 in 1, 1 deposited 10 in 0; shortfalls
-    10 and 5. With ``u = 1 - β_0``, ``v = 1 - β_1``: ``u = (10 + 20v) / 100`` and
+    Example (``L = [100, 50]``; protocol 0 deposited 20 in 1, 1 deposited 10 in 0; bad debts
+    10 and 5, no reserves. With ``u = 1 - β_0``, ``v = 1 - β_1``: ``u = (10 + 20v) / 100`` and
     ``v = (5 + 10u) / 50``, so ``u = 0.1 + 0.2(0.1 + 0.2u)``, ``u = 0.12 / 0.96 = 0.125`` and
     ``v = 0.1 + 0.2·0.125 = 0.125``)::
 
         >>> backing_ratios(np.array([100.0, 50.0]), np.array([[0.0, 20.0], [10.0, 0.0]]),
         ...                np.array([10.0, 5.0])).round(12)
         array([0.875, 0.875])
+
+    With a reserve of 3 at protocol 0 (``u = (10 + 20v - 3) / 100``, ``v = (5 + 10u) / 50``:
+    ``u = 0.07 + 0.2(0.1 + 0.2u)``, ``u = 0.09 / 0.96 = 0.09375``, ``v = 0.11875``)::
+
+        >>> backing_ratios(np.array([100.0, 50.0]), np.array([[0.0, 20.0], [10.0, 0.0]]),
+        ...                np.array([10.0, 5.0]), reserve=np.array([3.0, 0.0])).round(12)
+        array([0.90625, 0.88125])
     """
+    r = np.zeros_like(liabilities) if reserve is None else reserve
     safe = np.where(liabilities > 0, liabilities, 1.0)
-    beta = np.ones_like(shortfall)
-    if not shortfall.any():
+    beta = np.ones_like(bad_debt)
+    if not (bad_debt > r).any():
         return beta
     change = np.inf
     for _ in range(max_iter):
-        loss = shortfall + (1.0 - beta) @ cross.T
-        new = np.where(liabilities > 0, np.clip(1.0 - loss / safe, 0.0, 1.0), 1.0)
+        loss = bad_debt + (1.0 - beta) @ cross.T
+        new = np.where(liabilities > 0,
+                       np.clip(1.0 - np.maximum(loss - r, 0.0) / safe, 0.0, 1.0), 1.0)
         change = float(np.max(np.abs(new - beta)))
         beta = new
         if change <= tol:
@@ -424,3 +444,9 @@ def backing_ratios(liabilities: np.ndarray, cross: np.ndarray, shortfall: np.nda
                         f"residual (largest change of a backing ratio in the last round) is "
                         f"{change:.3g} > tol {tol:g} (liabilities "
                         f"{np.array2string(liabilities, precision=6)} USD)")
+
+
+def cross_deposit_losses(cross: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``[..., P]``: USD each protocol lost on its deposits in the others at backing ``β
+    [..., P]`` (``Σ_j C_kj·(1 - β_j)``, the cross term of :func:`backing_ratios`)."""
+    return (1.0 - beta) @ cross.T

@@ -142,10 +142,13 @@ def fixed_paths(system: SystemArrays, moves: list[tuple[float, float, float, flo
 
 
 def assert_same_paths(a: PathResults, b: PathResults) -> None:
-    """Two kernels' results agree: amounts to 1e-9 relative, counts and failures exactly."""
-    for k in ("bad_debt_pool", "liquidated_usd", "price_rel"):
+    """Two kernels' results agree: amounts to 1e-9 relative, counts, failures and their
+    causes exactly."""
+    for k in ("bad_debt_pool", "liquidated_usd", "price_rel", "liquidated_snapshot_usd",
+              "cross_loss_protocol"):
         np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=1e-9, atol=1e-6,
                                    err_msg=k)
     for k in ("rounds", "fail_protocol", "fail_pool", "fail_asset", "position_failures",
-              "account_failures"):
+              "account_failures", "protocol_cause", "protocol_cause_src", "asset_cause",
+              "asset_cause_src"):
         np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)

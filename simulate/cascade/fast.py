@@ -5,7 +5,9 @@ paths, that touches only the positions a path's prices can reach.
 (pool, collateral asset set, debt asset set) and sorted by their health factor at snapshot
 prices ``HF0``. With ``s = p / p0`` a path's relative prices, every position ``i`` of group
 ``g`` has ``HF_i(s) ≥ HF0_i · min_{a ∈ C_g} s_a / max_{b ∈ D_g} s_b``, so only the positions
-with ``HF0 < τ_g = max_D s / min_C s`` can be below 1: a prefix of the group, found by one
+with ``HF0 < τ_g = max_D s / min_C s`` can be below 1 (``s`` the oracle prices relative to the
+snapshot, :mod:`simulate.cascade.oracles`: positions are judged at them): a prefix of the
+group, found by one
 ``searchsorted`` over all groups at once (keys ``g + HF0 / (1 + HF0)``). For single-collateral
 single-debt groups the bound is exact. Positions past every prefix a path reaches are never
 looked at (pruned); those inside enter the path's *watch table* once and are evaluated
@@ -34,16 +36,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graph.export import health_factor
+from simulate.cascade.causes import CauseRecord
+from simulate.cascade.liquidators import (
+    lending_pieces,
+    net_impact,
+    underwater_shortfall,
+    update_pressure,
+)
 from simulate.cascade.mechanics import (
     asset_stress,
-    backing,
     endogenous,
-    impact,
     leg_vols,
     liquidation,
     margin_closeout,
     route_sales,
 )
+from simulate.cascade.oracles import oracle_book, settle_at_market
 from simulate.cascade.params import CascadeParams
 from simulate.cascade.paths import PathResults, Shocks
 from simulate.cascade.system import CascadeSystem
@@ -118,17 +126,25 @@ class _Chunk:
         self.leg_owner = np.repeat(np.arange(len(cs.opt_pos)), np.diff(cs.leg_ptr))
         self.oc_owner = np.repeat(np.arange(len(cs.opt_pos)), np.diff(cs.oc_ptr))
         self.dealers = np.flatnonzero(cs.opt_dealer)
+        self.called = np.zeros((n, len(cs.opt_pos)), dtype=bool)  # margin-called this round
+        self.end_round = np.full(n, r - 1, dtype=np.int64)  # a path's last round
+        self.causes = CauseRecord(cs, n, r)
+        self.book = oracle_book(cs, shocks, params, n)
+        self.orel_prev = np.ones((n, a_n))  # last round's oracle prices relative to p0
 
     # --- prices -------------------------------------------------------------------------------
 
     def prices(self, act: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
         cs, steps = self.cs, self.shocks.num_steps
         x = self.shocks.price[act, min(t, steps - 1)]
-        e = endogenous(cs, impact(cs, self.sold[act]), self.beta[act])
+        imp = net_impact(cs, self.sold[act])
+        e = endogenous(cs, imp, self.beta[act])
         stress = asset_stress(cs, x, e)
         f = self.f_asset[act]
-        f[(stress < 1.0 - self.params.depeg_threshold) & (f < 0)] = t
+        below = stress < 1.0 - self.params.depeg_threshold
+        f[below & (f < 0)] = t
         self.f_asset[act] = f
+        self.causes.assets(act, below, x, imp, self.beta[act])
         return cs.price0 * x * e, x * e
 
     # --- lending -------------------------------------------------------------------------------
@@ -172,19 +188,23 @@ class _Chunk:
             return
         spread = np.full((len(self.liq), cs.num_groups), np.inf)
         with np.errstate(divide="ignore", invalid="ignore"):
-            spread[act] = self._spread(rel / self.rel[act, t - 1])
+            spread[act] = self._spread(rel / self.orel_prev[act])
         tb.floor = tb.floor / spread[tb.path, cs.lend_group[tb.pos]]
 
     def lending(self, act: np.ndarray, on: np.ndarray, t: int, p_full: np.ndarray,
-                tokens: np.ndarray, bad_new: np.ndarray, hit_path: np.ndarray) -> None:
+                tokens: np.ndarray, bad_new: np.ndarray, hit_path: np.ndarray,
+                po_full: np.ndarray | None = None) -> None:
+        """Liquidate the watched positions below ``HF = 1`` at oracle prices ``po_full``
+        (default: the market's ``p_full``); seized value and bad debt at market."""
         cs, tb, a_n, m_n = self.cs, self.table, self.cs.num_assets, self.cs.num_pools
+        q_full = p_full if po_full is None else po_full
         sel = np.flatnonzero(on[tb.path] & (tb.floor < 1.0 + _SEARCH_SLACK))
         if not len(sel):
             return
         li, path = tb.pos[sel], tb.path[sel]
         kc, kd = tb.kc[sel], tb.kd[sel]
         ca, base = cs.cm_asset[li], (path * a_n)[:, None]
-        p_flat = p_full.ravel()
+        p_flat = q_full.ravel()
         v = (cs.cm_amount[li] * kc[:, None]) * p_flat[base + ca]
         cv = v.sum(axis=1)
         w = (v * cs.cm_lt[li]).sum(axis=1)
@@ -201,8 +221,22 @@ class _Chunk:
         phi, cf, seized, _, bad = liquidation(cvh, lbv[h], dvh, hf[h],
                                               cs.close_factor[proto],
                                               cs.full_close_threshold[proto])
+        if q_full is not p_full:
+            m_flat, bh = p_full.ravel(), base[h]
+            cv_m = ((cs.cm_amount[li[h]] * kc[h, None]) * m_flat[bh + ca[h]]).sum(axis=1)
+            dv_m = ((cs.dm_amount[li[h]] * kd[h, None])
+                    * m_flat[bh + cs.dm_asset[li[h]]]).sum(axis=1)
+            seized, bad = settle_at_market(phi, bad, dvh, cv_m, dv_m)
+        q, coll, repay = lending_pieces(cs, self.params, self.sold[path[h]], p_full[path[h]],
+                                        li[h], kc[h], kd[h], phi, cf, bad)
+        go = q > 0.0
+        h, q, coll, repay = h[go], q[go], coll[go], repay[go]
+        phi, cf, seized, bad = q * phi[go], q * cf[go], q * seized[go], q * bad[go]
+        if self.params.debt_impact:
+            np.subtract.at(tokens, path[h], q[:, None] * repay)
         closed = cf >= 1.0
         ph = path[h]
+        self.causes.lending(ph, t, li[h], kc[h], kd[h], p_full[ph], phi, bad)
         taken = phi[:, None] * (cs.cm_amount[li[h]] * kc[h, None])
         tokens += np.bincount((ph[:, None] * a_n + ca[h]).ravel(), weights=taken.ravel(),
                               minlength=tokens.size).reshape(tokens.shape)
@@ -288,6 +322,7 @@ class _Chunk:
                          minlength=n_e)
         phi, seized, bad = margin_closeout(cv, shorts, longs, cs.opt_penalty[j])
         path = act[rows]
+        self.causes.margin(path, t, j, phi, bad)
         tokens += np.bincount(path[cw] * a_n + cs.oc_asset[ce],
                               weights=phi[cw] * cs.oc_amount[ce],
                               minlength=tokens.size).reshape(tokens.shape)
@@ -297,14 +332,17 @@ class _Chunk:
                                minlength=bad_new.size).reshape(bad_new.shape)
         hit_path[path] = True
         self.open_margin[path, j] = False
+        self.called[path, j] = True
         self.events.append(np.stack([path, cs.opt_pos[j]]))
 
     def _dealer_delta(self, act: np.ndarray, p: np.ndarray, vm: np.ndarray,
-                      days: np.ndarray) -> np.ndarray:
+                      days: np.ndarray, include: np.ndarray | None = None) -> np.ndarray:
+        """Net delta ``[len(act), A]`` of the dealer books open (or in ``include [n, NO]``)."""
         cs = self.cs
         out = np.zeros((len(act), cs.num_assets))
+        books = self.open_margin if include is None else include
         for j in self.dealers:
-            open_ = self.open_margin[act, j]
+            open_ = books[act, j]
             for leg in range(cs.leg_ptr[j], cs.leg_ptr[j + 1]):
                 u = cs.leg_asset[leg]
                 tau, vol, slope = leg_vols(cs, np.array([leg]), p, vm, days)
@@ -317,12 +355,18 @@ class _Chunk:
               tokens: np.ndarray, hit_path: np.ndarray) -> None:
         if not (self.params.dealer_hedging and len(self.dealers)):
             return
+        called, self.called[act] = self.called.copy(), False
+        if self.params.dealer_unwind and called[act].any():  # close the called dealers' hedges
+            tokens[act] -= self._dealer_delta(act, self.hedge_p[act], self.hedge_v[act],
+                                              self.hedge_days[act], called)
         now = self._dealer_delta(act, p, vm, np.full(len(act), days))
         then = self._dealer_delta(act, self.hedge_p[act], self.hedge_v[act],
                                   self.hedge_days[act])
-        flow = np.maximum(now - then, 0.0)
-        trade = (flow > 0).any(axis=1) & ((flow * p).sum(axis=1)
-                                          >= self.params.hedge_tolerance_usd)
+        flow = now - then
+        if not self.params.dealer_buyback:
+            flow = np.maximum(flow, 0.0)
+        trade = (flow != 0).any(axis=1) & ((np.abs(flow) * p).sum(axis=1)
+                                           >= self.params.hedge_tolerance_usd)
         if not trade.any():
             return
         rows = np.flatnonzero(trade)
@@ -354,30 +398,68 @@ class _Chunk:
             tokens = np.zeros((n, a_n))
             bad_new = np.zeros((n, cs.num_pools))
             hit_path = np.zeros(n, dtype=bool)
-            self._lower_floors(act, rel, t)
-            self._search(act, rel)
-            self.lending(act, on, t, p_full, tokens, bad_new, hit_path)
+            o = self.book.read(act, t, rel, self.beta[act])
+            po_full = p_full
+            if params.oracles != "market":
+                po_full = np.zeros((n, a_n))
+                po_full[act] = cs.price0 * o
+            self._lower_floors(act, o, t)
+            self._search(act, o)
+            self.orel_prev[act] = o
+            self.lending(act, on, t, p_full, tokens, bad_new, hit_path, po_full)
             self.margin(act, t, p, vm, days, tokens, bad_new, hit_path)
             self.hedge(act, p, vm, days, tokens, hit_path)
-            self.sold[act] = (self.sold[act] * (1.0 - params.impact_recovery)
-                              + route_sales(cs, tokens[act], p))
+            self.sold[act] = update_pressure(cs, self.sold[act], route_sales(cs, tokens[act], p),
+                                             params.impact_recovery)
             self.bad_pool[act] = self.bad_pool[act] + bad_new[act]
             debt = self.bad_pool[act] @ self.pool_to_proto
-            self.beta[act] = backing(cs, np.maximum(debt - cs.reserve_usd, 0.0))
+            self.beta[act], failed = self.causes.settle(act, debt)
             fp = self.f_pool[act]
             fp[(self.bad_pool[act] > 0) & (fp < 0)] = t
             self.f_pool[act] = fp
             fk = self.f_proto[act]
-            fk[(debt > cs.reserve_usd) & (fk < 0)] = t
+            fk[failed & (fk < 0)] = t
             self.f_proto[act] = fk
             self.last_active[act[hit_path[act]]] = t
-            quiet = act[~hit_path[act]] if t >= steps - 1 else act[:0]
+            quiet = (act[~hit_path[act] & ~self.book.pending(act)] if t >= steps - 1
+                     else act[:0])  # nothing happened and the oracles have caught up
             done[quiet] = True
+            self.end_round[quiet] = t
             self.rel[quiet, t + 1:] = self.rel[quiet, t][:, None, :]
         rest = np.flatnonzero(~done)
         if len(rest):
             _, self.rel[rest, params.rounds] = self.prices(rest, params.rounds)
+        if params.underwater_bad_debt:
+            self._underwater()
+            tb = self.table
+            self.causes.underwater(tb.path, tb.pos, tb.kc, tb.kd,
+                                   (cs.price0 * self.rel[:, -1])[tb.path], np.arange(n),
+                                   self.f_proto, self.beta)
         return self._results()
+
+    def _underwater(self) -> None:
+        """At the end of each path: the shortfall ``max(dv - cv, 0)`` of every open lending
+        position at the final market prices is bad debt of its pool (failure marks in the
+        path's last round). Every position below ``HF = 1`` at those prices is watched once the
+        search has run at them (``cv < dv`` implies ``HF < 1``)."""
+        cs, tb, n = self.cs, self.table, len(self.liq)
+        rel = self.rel[:, -1]
+        self._search(np.arange(n), rel)
+        if not len(tb.path):
+            return
+        p = (cs.price0 * rel)[tb.path]
+        rows = np.arange(len(tb.path))[:, None]
+        cv = ((cs.cm_amount[tb.pos] * tb.kc[:, None]) * p[rows, cs.cm_asset[tb.pos]]).sum(axis=1)
+        dv = ((cs.dm_amount[tb.pos] * tb.kd[:, None]) * p[rows, cs.dm_asset[tb.pos]]).sum(axis=1)
+        short = underwater_shortfall(cv, dv)
+        m_n = cs.num_pools
+        self.bad_pool += np.bincount(tb.path * m_n + cs.lend_pool[tb.pos], weights=short,
+                                     minlength=n * m_n).reshape(n, m_n)
+        debt = self.bad_pool @ self.pool_to_proto
+        end = np.broadcast_to(self.end_round[:, None], self.f_pool.shape)
+        self.f_pool = np.where((self.bad_pool > 0) & (self.f_pool < 0), end, self.f_pool)
+        end = np.broadcast_to(self.end_round[:, None], self.f_proto.shape)
+        self.f_proto = np.where((debt > cs.reserve_usd) & (self.f_proto < 0), end, self.f_proto)
 
     def _results(self) -> PathResults:
         cs = self.cs
@@ -397,13 +479,14 @@ class _Chunk:
             fail_asset=self.f_asset.astype(np.int16),
             position_failures=pos_fail,
             account_failures=acct_fail,
+            **self.causes.results(),
         )
 
 
 def _severity(cs: CascadeSystem, shocks: Shocks) -> np.ndarray:
     """Exposure-weighted log price move at the last step (most negative = most severe)."""
     weight = np.bincount(cs.c_asset, weights=cs.c_amount * cs.price0[cs.c_asset],
-                         minlength=cs.num_assets)
+                         minlength=cs.num_assets).astype(float)  # int64 when empty
     weight += np.bincount(cs.leg_asset, weights=cs.leg_size * cs.price0[cs.leg_asset],
                           minlength=cs.num_assets)
     return np.log(shocks.price[:, -1, :]) @ weight

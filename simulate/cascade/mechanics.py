@@ -2,15 +2,18 @@
 
 One round of a path reads prices ``p = p0 · X · E`` where ``X`` is the exogenous multiplier of
 the scenario and ``E`` the endogenous one. ``E`` is built from each asset's own fire-sale
-impact ``I_a = (R_a / (R_a + S_a))^2`` (``S_a`` tokens sold into its virtual reserve so far),
+impact ``I_a`` (``S_a`` tokens sold so far, split between its constant-product reserve
+``R_a`` and its order book of 2% depth ``D_a`` at equal prices: ``(R_a / (R_a + S_a))^2``
+with the AMM alone, ``1 - 0.02·sqrt(S_a / D_a)`` with the book alone; :func:`sale_multiplier`),
 its issuer's backing ratio ``β``, and its peg target's ``E``:
 ``E_a = I_a · β_issuer(a) · E_peg(a)`` (WETH inherits ETH's fire-sale, stETH Lido's backing
 and ETH's moves, wstETH stETH's).
 
 Backing is a fixed point over cross-holdings (docs/architecture.md §4.5), solved by
-:func:`simulate.clearing.backing_ratios`: protocol ``k`` with bad debt beyond its reserve
-(``shortfall_k``) and deposits ``cross[k, j]`` in protocols that are themselves under-backed is
-backed at ``β_k = clip(1 - (shortfall_k + Σ_j cross[k, j] (1 - β_j)) / L_k, 0, 1)``.
+:func:`simulate.clearing.backing_ratios`: protocol ``k`` with bad debt ``b_k``, reserve ``r_k``
+and deposits ``cross[k, j]`` in protocols that are themselves under-backed loses
+``loss_k = b_k + Σ_j cross[k, j] (1 - β_j)`` and is backed at
+``β_k = clip(1 - max(loss_k - r_k, 0) / L_k, 0, 1)``: the reserve absorbs both.
 
 Options are marked with :mod:`simulate.formulas.black_scholes` at the vol of
 :func:`leg_vols`: the leg's stored implied vol times the underlying's IV multiplier, or, on an
@@ -25,19 +28,23 @@ from numpy.typing import ArrayLike
 
 from simulate.cascade.paths import Shocks
 from simulate.cascade.system import CascadeSystem
-from simulate.clearing import backing_ratios
+from simulate.clearing import backing_ratios, cross_deposit_losses
 
 __all__ = [
     "asset_stress",
     "backing",
+    "cross_loss",
     "endogenous",
     "impact",
     "leg_vols",
     "liquidation",
     "margin_closeout",
     "route_sales",
+    "sale_multiplier",
     "surface_response",
 ]
+
+_BOOK_MOVE = 0.02  # an order book's market_depth_usd is its depth within 2% of mid
 
 def liquidation(cv: ArrayLike, lbv: ArrayLike, dv: ArrayLike, hf: ArrayLike,
                 close_factor: ArrayLike, full_close_threshold: ArrayLike,
@@ -85,14 +92,52 @@ def margin_closeout(cv: ArrayLike, shorts: ArrayLike, longs: ArrayLike, penalty:
     return phi, seized, bad
 
 
+def sale_multiplier(amm: np.ndarray, book: np.ndarray, sold: np.ndarray) -> np.ndarray:
+    """Price multiplier ``m`` after ``sold`` tokens went into a constant-product reserve of
+    ``amm`` tokens and an order book with ``book`` tokens of depth within 2% (broadcasts).
+
+    The seller splits the sale so that both venues end at the same price (arbitrage would
+    align them otherwise): the AMM takes ``S_a(m) = R·(m^(-1/2) - 1)`` (constant product,
+    ``m = (R / (R + S_a))^2``), the book ``S_b(m) = D·((1 - m) / 0.02)^2`` (square-root law
+    ``1 - m = 0.02·sqrt(S_b / D)``, so selling ``D`` moves it 2%), and ``m`` solves
+    ``S_a(m) + S_b(m) = S``. Closed forms with one venue: ``(R / (R + S))^2``, or
+    ``max(1 - 0.02·sqrt(S / D), 0)``; with both, bisection on the bracket
+    ``[max of the two one-venue prices, max of the prices when each venue takes S/2]`` (the
+    total absorbed falls as ``m`` rises; 64 halvings, a fixed count, so a path's result does
+    not depend on the others it is computed with). No liquidity at all: 0 once anything is
+    sold.
+    """
+    amm, book, sold = np.broadcast_arrays(np.asarray(amm, dtype=float),
+                                          np.asarray(book, dtype=float),
+                                          np.asarray(sold, dtype=float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cp = np.where(amm > 0, (amm / (amm + sold)) ** 2, 0.0)
+        sq = np.where(book > 0, np.maximum(1.0 - _BOOK_MOVE * np.sqrt(sold / book), 0.0), 0.0)
+    m = np.where(amm > 0, cp, sq)
+    m = np.where((amm > 0) | (book > 0), m, np.where(sold > 0, 0.0, 1.0))
+    both = (amm > 0) & (book > 0) & (sold > 0)
+    if both.any():
+        r, d, s = amm[both], book[both], sold[both]
+        lo = np.maximum(cp[both], sq[both])
+        hi = np.maximum((r / (r + 0.5 * s)) ** 2,
+                        np.maximum(1.0 - _BOOK_MOVE * np.sqrt(0.5 * s / d), 0.0))
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            absorbed = r * (1.0 / np.sqrt(mid) - 1.0) + d * ((1.0 - mid) / _BOOK_MOVE) ** 2
+            over = absorbed > s  # the price need not fall this far
+            lo = np.where(over, mid, lo)
+            hi = np.where(over, hi, mid)
+        m = m.copy()
+        m[both] = 0.5 * (lo + hi)
+    return m
+
+
 def impact(cs: CascadeSystem, sold: np.ndarray) -> np.ndarray:
     """Fire-sale multiplier ``[..., A]`` after ``sold`` tokens ``[..., A]`` went into each
-    route asset's virtual constant-product reserve: ``(R / (R + S))^2``; an asset with no
-    liquidity at all (``R = 0``) is worth nothing once anything is sold."""
-    r = cs.reserve
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.where(r > 0, (r / (r + sold)) ** 2, np.where(sold > 0, 0.0, 1.0))
-    return m
+    route asset's liquidity: its constant-product reserve ``cs.reserve`` and its order-book
+    depth ``cs.book_depth`` (:func:`sale_multiplier`); an asset with no liquidity at all is
+    worth nothing once anything is sold."""
+    return sale_multiplier(cs.reserve, cs.book_depth, sold)
 
 
 def route_sales(cs: CascadeSystem, tokens: np.ndarray, price: np.ndarray) -> np.ndarray:
@@ -107,12 +152,20 @@ def route_sales(cs: CascadeSystem, tokens: np.ndarray, price: np.ndarray) -> np.
     return out
 
 
-def backing(cs: CascadeSystem, shortfall: np.ndarray) -> np.ndarray:
-    """Backing ratio ``β [..., P]`` of every protocol given its uncovered bad debt (USD)
-    ``[..., P]``: :func:`simulate.clearing.backing_ratios` over the compiled liabilities and
-    cross-deposits (raises :class:`~simulate.clearing.ClearingError` if it does not
-    converge)."""
-    return backing_ratios(cs.liabilities_usd, cs.cross, shortfall)
+def backing(cs: CascadeSystem, bad_debt: np.ndarray) -> np.ndarray:
+    """Backing ratio ``β [..., P]`` of every protocol given its own bad debt (USD)
+    ``[..., P]``: :func:`simulate.clearing.backing_ratios` over the compiled liabilities,
+    cross-deposits and reserves (a reserve absorbs the protocol's bad debt and its losses on
+    deposits elsewhere before its depositors lose; raises
+    :class:`~simulate.clearing.ClearingError` if it does not converge)."""
+    return backing_ratios(cs.liabilities_usd, cs.cross, bad_debt, reserve=cs.reserve_usd)
+
+
+def cross_loss(cs: CascadeSystem, beta: np.ndarray) -> np.ndarray:
+    """USD ``[..., P]`` each protocol lost on its deposits in other protocols at backing
+    ``β [..., P]``: ``Σ_j cross[k, j]·(1 - β_j)``. A protocol fails when its bad debt plus
+    this exceeds its reserve."""
+    return cross_deposit_losses(cs.cross, beta)
 
 
 def endogenous(cs: CascadeSystem, imp: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -177,4 +230,4 @@ def surface_response(cs: CascadeSystem, shocks: Shocks) -> Shocks:
     iv = shocks.iv.copy()
     for surface, a in zip(cs.surfaces, cs.surface_asset, strict=True):
         iv[..., a] = surface.dynamics.multiplier(np.log(shocks.price[..., a]))
-    return Shocks(shocks.price, iv, shocks.elapsed_days)
+    return Shocks(shocks.price, iv, shocks.elapsed_days, shocks.oracle_push)

@@ -2,8 +2,10 @@
 
 A round (docs/architecture.md §4), for each path:
 
-1. prices ``p = p0 · X · E`` (:mod:`simulate.cascade.mechanics`);
-2. every open lending position with ``HF = Σ c·p·LT / Σ d·p < 1`` is liquidated: the close
+1. prices ``p = p0 · X · E`` (:mod:`simulate.cascade.mechanics`), and the oracle prices
+   ``p̂ = p0 · o`` the lending protocols see (:mod:`simulate.cascade.oracles`);
+2. every open lending position with ``HF = Σ c·p̂·LT / Σ d·p̂ < 1`` is liquidated (all of
+   this step at ``p̂``; what is seized and the bad debt are then valued at ``p``): the close
    factor ``cf`` is the protocol's (``1`` below its ``full_close_threshold``); the liquidator
    repays ``cf`` of every debt and seizes the same fraction ``φ`` of every collateral asset,
    worth ``repaid · (1 + LB)`` with ``LB`` the collateral-value-weighted liquidation bonus.
@@ -33,16 +35,22 @@ from __future__ import annotations
 import numpy as np
 
 from graph.export import health_factor
+from simulate.cascade.causes import CauseRecord
+from simulate.cascade.liquidators import (
+    liquidator_piece,
+    net_impact,
+    underwater_shortfall,
+    update_pressure,
+)
 from simulate.cascade.mechanics import (
     asset_stress,
-    backing,
     endogenous,
-    impact,
     leg_vols,
     liquidation,
     margin_closeout,
     route_sales,
 )
+from simulate.cascade.oracles import OracleBook, oracle_book, settle_at_market
 from simulate.cascade.params import CascadeParams
 from simulate.cascade.paths import PathResults, Shocks
 from simulate.cascade.system import CascadeSystem
@@ -51,25 +59,35 @@ from simulate.formulas.black_scholes import bs_price, smile_delta
 __all__ = ["run_reference"]
 
 
-def _lending(cs: CascadeSystem, i: int, p: np.ndarray, kc: float, kd: float
-             ) -> tuple[bool, float, float, float, float]:
+def _lending(cs: CascadeSystem, i: int, p: np.ndarray, kc: float, kd: float,
+             po: np.ndarray | None = None) -> tuple[bool, float, float, float, float]:
     """Liquidate lending position ``i`` (scales ``kc`` of its collateral and ``kd`` of its
-    debt still open) at prices ``p`` if its health factor is below 1. Returns (liquidated,
-    phi, cf, seized_usd, bad_usd)."""
+    debt still open) if its health factor at oracle prices ``po`` (default: ``p``) is below 1,
+    as the protocol computes it at ``po``; the seized collateral and the bad debt are valued at
+    market prices ``p`` (``oracles.settle_at_market``). Returns (liquidated, phi, cf,
+    seized_usd, bad_usd)."""
+    q = p if po is None else po
     cv = w = lbv = 0.0
     for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]):
-        v = (cs.c_amount[e] * kc) * p[cs.c_asset[e]]
+        v = (cs.c_amount[e] * kc) * q[cs.c_asset[e]]
         cv += v
         w += v * cs.c_lt[e]
         lbv += v * cs.c_lb[e]
     dv = 0.0
     for e in range(cs.d_ptr[i], cs.d_ptr[i + 1]):
-        dv += (cs.d_amount[e] * kd) * p[cs.d_asset[e]]
+        dv += (cs.d_amount[e] * kd) * q[cs.d_asset[e]]
     if not (dv > 0 and w < dv):  # HF = w / dv >= 1
         return False, 0.0, 0.0, 0.0, 0.0
     k = cs.pool_protocol[cs.lend_pool[i]]
     phi, cf, seized, _, bad = liquidation(cv, lbv, dv, health_factor(w, dv),
                                           cs.close_factor[k], cs.full_close_threshold[k])
+    if q is not p:
+        cv_m = sum((cs.c_amount[e] * kc) * p[cs.c_asset[e]]
+                   for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]))
+        dv_m = sum((cs.d_amount[e] * kd) * p[cs.d_asset[e]]
+                   for e in range(cs.d_ptr[i], cs.d_ptr[i + 1]))
+        seized, bad = settle_at_market(phi, bad, np.float64(dv), np.float64(cv_m),
+                                       np.float64(dv_m))
     return True, float(phi), float(cf), float(seized), float(bad)
 
 
@@ -111,8 +129,48 @@ def _dealer_delta(cs: CascadeSystem, open_margin: np.ndarray, p: np.ndarray,
     return delta
 
 
+def _piece(cs: CascadeSystem, params: CascadeParams, i: int, net: np.ndarray, p: np.ndarray,
+           phi: float, cf: float, bad: float, kc: float, kd: float, tokens: np.ndarray
+           ) -> float:
+    """Share ``q`` of lending position ``i``'s liquidation ``(phi, cf, bad)`` that a liquidator
+    takes this round (:func:`simulate.cascade.liquidators.liquidator_piece`; 0: none), with the
+    seized collateral (sold) and, with ``debt_impact``, the repaid debt (bought) added to
+    ``tokens``. The repaid share of the debt is ``cf - bad / dv``."""
+    coll = np.zeros(cs.num_assets)
+    for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]):
+        coll[cs.c_asset[e]] += phi * (cs.c_amount[e] * kc)
+    owed = np.zeros(cs.num_assets)
+    for e in range(cs.d_ptr[i], cs.d_ptr[i + 1]):
+        owed[cs.d_asset[e]] += cs.d_amount[e] * kd
+    dv = float(owed @ p)
+    rho = cf - bad / dv if dv > 0 else 0.0
+    q = float(liquidator_piece(cs, params, net, p, coll, rho * owed))
+    if q > 0.0:
+        tokens += q * coll
+        if params.debt_impact:
+            tokens -= (q * rho) * owed
+    return q
+
+
+def _underwater(cs: CascadeSystem, p: np.ndarray, kc: np.ndarray, kd: np.ndarray,
+                open_lend: np.ndarray, bad_pool: np.ndarray, f_pool: np.ndarray,
+                f_proto: np.ndarray, t: int) -> None:
+    """At the end of the path: the shortfall ``max(dv - cv, 0)`` of every open lending position
+    at the final prices ``p`` is bad debt of its pool (failure marks in round ``t``)."""
+    for i in np.flatnonzero(open_lend):
+        cv = sum((cs.c_amount[e] * kc[i]) * p[cs.c_asset[e]]
+                 for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]))
+        dv = sum((cs.d_amount[e] * kd[i]) * p[cs.d_asset[e]]
+                 for e in range(cs.d_ptr[i], cs.d_ptr[i + 1]))
+        bad_pool[cs.lend_pool[i]] += float(underwater_shortfall(cv, dv))
+    debt = np.bincount(cs.pool_protocol, weights=bad_pool, minlength=cs.num_protocols)
+    f_pool[(bad_pool > 0) & (f_pool < 0)] = t
+    f_proto[(debt > cs.reserve_usd) & (f_proto < 0)] = t
+
+
 def _path(cs: CascadeSystem, price: np.ndarray, iv: np.ndarray, elapsed: np.ndarray,
           params: CascadeParams, pos_fail: np.ndarray, acct_fail: np.ndarray,
+          book: OracleBook | None = None, causes: CauseRecord | None = None, k: int = 0,
           ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray,
                      np.ndarray]:
     a_n, m_n, p_n = cs.num_assets, cs.num_pools, cs.num_protocols
@@ -132,36 +190,50 @@ def _path(cs: CascadeSystem, price: np.ndarray, iv: np.ndarray, elapsed: np.ndar
     hedge_p, hedge_v, hedge_days = cs.price0.copy(), np.ones(a_n), 0.0
     last_active, t = -1, 0
     stopped = False
+    if book is None:
+        book = oracle_book(cs, Shocks(price[None], iv[None], elapsed), params, 1)
+    one = np.zeros(1, dtype=np.int64)
+    causes = CauseRecord(cs, 1, rounds_max) if causes is None else causes
+    row = np.array([k])
 
     def prices(t: int) -> tuple[np.ndarray, np.ndarray]:
         x = price[min(t, steps - 1)]
-        e = endogenous(cs, impact(cs, sold), beta)
+        imp = net_impact(cs, sold)
+        e = endogenous(cs, imp, beta)
         stress = asset_stress(cs, x, e)
-        failing = (stress < 1.0 - params.depeg_threshold) & (f_asset < 0)
+        below = stress < 1.0 - params.depeg_threshold
+        failing = below & (f_asset < 0)
         f_asset[failing] = t
+        causes.assets(row, below[None], x[None], imp[None], beta[None])
         return cs.price0 * x * e, x * e
 
     for t in range(rounds_max):
         s = min(t, steps - 1)
         p, rel[t] = prices(t)
+        o = book.read(one, t, rel[t][None], beta[None])[0]
+        po = p if params.oracles == "market" else cs.price0 * o
         vm, days = iv[s], float(elapsed[s])
         tokens = np.zeros(a_n)
         bad_new = np.zeros(m_n)
+        called = np.zeros(no, dtype=bool)
         active = False
         for i in range(nl):
             if not open_lend[i]:
                 continue
-            hit, phi, cf, seized, bad = _lending(cs, i, p, kc[i], kd[i])
+            hit, phi, cf, seized, bad = _lending(cs, i, p, kc[i], kd[i], po)
             if not hit:
                 continue
+            q = _piece(cs, params, i, sold, p, phi, cf, bad, kc[i], kd[i], tokens)
+            if q <= 0.0:
+                continue
             active = True
-            for e in range(cs.c_ptr[i], cs.c_ptr[i + 1]):
-                tokens[cs.c_asset[e]] += phi * (cs.c_amount[e] * kc[i])
-            liq[t] += seized
-            bad_new[cs.lend_pool[i]] += bad
-            kc[i] *= 1.0 - phi
-            kd[i] *= 1.0 - cf
-            if cf >= 1.0:
+            liq[t] += q * seized
+            bad_new[cs.lend_pool[i]] += q * bad
+            causes.lending(row, t, np.array([i]), kc[i:i + 1], kd[i:i + 1], p[None],
+                           np.array([q * phi]), np.array([q * bad]))
+            kc[i] *= 1.0 - q * phi
+            kd[i] *= 1.0 - q * cf
+            if q * cf >= 1.0:
                 open_lend[i] = False
             liquidated_pos.add(int(cs.lend_pos[i]))
         for j in range(no):
@@ -175,31 +247,43 @@ def _path(cs: CascadeSystem, price: np.ndarray, iv: np.ndarray, elapsed: np.ndar
                 tokens[cs.oc_asset[e]] += phi * cs.oc_amount[e]
             liq[t] += seized
             bad_new[cs.arrays.position_pool[cs.opt_pos[j]]] += bad
+            causes.margin(row, t, np.array([j]), np.array([phi]), np.array([bad]))
             open_margin[j] = False
+            called[j] = True
             liquidated_pos.add(int(cs.opt_pos[j]))
         if params.dealer_hedging and cs.opt_dealer.any():
-            flow = np.maximum(_dealer_delta(cs, open_margin, p, vm, days)
-                              - _dealer_delta(cs, open_margin, hedge_p, hedge_v, hedge_days),
-                              0.0)
-            if flow.any() and float(flow @ p) >= params.hedge_tolerance_usd:
+            if params.dealer_unwind and called.any():  # close the called dealers' hedges
+                tokens -= _dealer_delta(cs, called, hedge_p, hedge_v, hedge_days)
+            flow = (_dealer_delta(cs, open_margin, p, vm, days)
+                    - _dealer_delta(cs, open_margin, hedge_p, hedge_v, hedge_days))
+            if not params.dealer_buyback:
+                flow = np.maximum(flow, 0.0)
+            if flow.any() and float(np.abs(flow) @ p) >= params.hedge_tolerance_usd:
                 tokens += flow
                 hedge_p, hedge_v, hedge_days = p, vm, days
                 active = True
-        sold = sold * (1.0 - params.impact_recovery) + route_sales(cs, tokens, p)
+        sold = update_pressure(cs, sold, route_sales(cs, tokens, p), params.impact_recovery)
         bad_pool = bad_pool + bad_new
         debt = np.bincount(cs.pool_protocol, weights=bad_pool, minlength=p_n)
-        beta = backing(cs, np.maximum(debt - cs.reserve_usd, 0.0))
+        beta, failed = (v[0] for v in causes.settle(row, debt[None]))
         f_pool[(bad_pool > 0) & (f_pool < 0)] = t
-        f_proto[(debt > cs.reserve_usd) & (f_proto < 0)] = t
+        f_proto[failed & (f_proto < 0)] = t
         if active:
             last_active = t
-        elif t >= steps - 1:
+        elif t >= steps - 1 and not book.pending(one)[0]:  # oracles caught up too
             stopped = True
             break
     if stopped:
         rel[t + 1:] = rel[t]
     else:
         _, rel[rounds_max] = prices(rounds_max)
+    if params.underwater_bad_debt:
+        _underwater(cs, cs.price0 * rel[rounds_max], kc, kd, open_lend, bad_pool, f_pool,
+                    f_proto, t)
+        op = np.flatnonzero(open_lend)
+        causes.underwater(np.full(len(op), k), op, kc[op], kd[op],
+                          np.tile(cs.price0 * rel[rounds_max], (len(op), 1)), row,
+                          f_proto[None], beta[None])
     for i in liquidated_pos:
         pos_fail[i] += 1
     accounts = {int(cs.arrays.position_account[i]) for i in liquidated_pos}
@@ -216,8 +300,9 @@ def run_reference(cs: CascadeSystem, shocks: Shocks, params: CascadeParams) -> P
     n = shocks.num_paths
     pos_fail = np.zeros(cs.arrays.num_positions, dtype=np.int64)
     acct_fail = np.zeros(len(cs.arrays.account_ids), dtype=np.int64)
+    causes = CauseRecord(cs, n, params.rounds)
     out = [_path(cs, shocks.price[k], shocks.iv[k], shocks.elapsed_days, params, pos_fail,
-                 acct_fail) for k in range(n)]
+                 acct_fail, oracle_book(cs, shocks, params, 1), causes, k) for k in range(n)]
     return PathResults(
         bad_debt_pool=np.array([o[0] for o in out]).reshape(n, cs.num_pools),
         liquidated_usd=np.array([o[1] for o in out]).reshape(n, params.rounds),
@@ -230,4 +315,5 @@ def run_reference(cs: CascadeSystem, shocks: Shocks, params: CascadeParams) -> P
         fail_asset=np.array([o[6] for o in out], dtype=np.int16).reshape(n, cs.num_assets),
         position_failures=pos_fail,
         account_failures=acct_fail,
+        **causes.results(),
     )

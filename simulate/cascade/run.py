@@ -29,6 +29,7 @@ from graph.versions import numeric_stack
 from simulate.cascade.fast import run_fast
 from simulate.cascade.mechanics import surface_response
 from simulate.cascade.metrics import LEVELS, summarize
+from simulate.cascade.oracles import compile_oracles, oracle_inputs, push_cost
 from simulate.cascade.params import MAX_ROUNDS, CascadeParams
 from simulate.cascade.paths import PathResults
 from simulate.cascade.reference import run_reference
@@ -36,20 +37,31 @@ from simulate.cascade.scenario import (
     AnyScenario,
     fixed_shocks,
     monte_carlo_shocks,
+    resolve_asset,
     scenario_moves,
 )
 from simulate.cascade.system import CascadeSystem, compile_cascade
 from simulate.market.shocks import MarketModel
 from simulate.market.surface import IVSurface
-from simulate.scenarios.models import HistoricalReplay, MonteCarloScenario, Scenario
+from simulate.scenarios.models import (
+    FixedShockScenario,
+    HistoricalReplay,
+    MonteCarloScenario,
+    Scenario,
+)
 
 __all__ = ["RunError", "RunResult", "RunSpec", "code_version", "compare_runs",
-           "implied_vol_inputs", "run_cascade", "run_problems", "scenario_steps"]
+           "implied_vol_inputs", "run_cascade", "run_problems", "scenario_steps",
+           "valuation_inputs"]
 
 _SCENARIO: TypeAdapter[AnyScenario] = TypeAdapter(Scenario)
 #: format 2 added ``environment`` and ``inputs`` (format 1 files load with both empty)
 _FORMAT = 2
 _READABLE = (1, 2)
+#: per-path arrays added within format 2 (cause record, snapshot-priced liquidations,
+#: cross-deposit losses): older files load without them
+_ADDED_FIELDS = ("liquidated_snapshot_usd", "cross_loss_protocol", "protocol_cause",
+                 "protocol_cause_src", "asset_cause", "asset_cause_src")
 
 
 class RunError(ContagionError, ValueError):
@@ -182,7 +194,9 @@ class RunResult:
                 raise RunError(f"{p}: unknown run format {doc.get('format')!r} "
                                f"(expected one of {', '.join(map(str, _READABLE))})")
             with np.load(p.parent / doc["arrays"]) as z:
-                fields = {k: z[f"paths.{k}"] for k in PathResults.__dataclass_fields__}
+                # fields a run saved by an earlier version lacks are filled in as not recorded
+                fields = {k: z[f"paths.{k}"] for k in PathResults.__dataclass_fields__
+                          if f"paths.{k}" in z.files or k not in _ADDED_FIELDS}
                 ids = {k[4:]: z[k].astype(object) for k in z.files if k.startswith("ids.")}
         except (OSError, KeyError, ValueError) as e:
             if isinstance(e, RunError):
@@ -302,11 +316,28 @@ def run_cascade(system: SystemArrays | CascadeSystem, scenario: AnyScenario, *,
            "position": a.position_ids, "account": a.account_ids}
     metrics = summarize(res, protocol_ids=a.protocol_ids, pool_ids=a.pool_ids,
                         asset_ids=a.asset_ids, pool_protocol=a.pool_protocol,
-                        position_ids=a.position_ids, account_ids=a.account_ids)
+                        position_ids=a.position_ids, account_ids=a.account_ids,
+                        reserve_usd=a.reserve_usd)
     return RunResult(spec=spec, snapshot=snapshot or {}, code_version=code_version(),
                      created=start.isoformat(), seconds=seconds, paths=res, ids=ids,
                      metrics=metrics, inputs={"moves": moves,
-                                              "implied_vol": implied_vol_inputs(cs)})
+                                              "implied_vol": implied_vol_inputs(cs),
+                                              **valuation_inputs(cs, scenario, params)})
+
+
+def valuation_inputs(cs: CascadeSystem, scenario: AnyScenario, params: CascadeParams
+                     ) -> dict[str, Any]:
+    """``oracles``: how lending positions were valued (``params.oracles``, the round length,
+    each asset's oracle and parameters); ``oracle_pushes`` (a fixed shock that pushes oracles):
+    per pushed asset its pool and the attacker's cost (``oracles.push_cost``)."""
+    orc = cs.oracles if cs.oracles is not None else compile_oracles(cs.arrays)
+    out: dict[str, Any] = {"oracles": oracle_inputs(cs.arrays, orc, params.oracles,
+                                                     params.round_seconds)}
+    if isinstance(scenario, FixedShockScenario) and scenario.oracle_pushes:
+        out["oracle_pushes"] = {
+            k: push_cost(cs.arrays, orc, resolve_asset(cs.arrays, k), v).as_dict()
+            for k, v in sorted(scenario.oracle_pushes.items())}
+    return out
 
 
 def implied_vol_inputs(cs: CascadeSystem) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import numpy as np
 
 from graph.export import SystemArrays
 from graph.vocab import AssetKind
+from simulate.cascade.oracles import compile_oracles, push_multipliers
 from simulate.cascade.paths import Shocks
 from simulate.market.implied_vol import IVModel, iv_response
 from simulate.market.shocks import MarketModel, simulate_returns
@@ -209,7 +210,10 @@ def fixed_shocks(scenario: FixedShockScenario | HistoricalReplay, system: System
     moves = asset_moves(system, scenario, set(own))
     price = _expand(moves, own, depeg, (steps,), beta=True)
     iv = _expand(moves, ivm, {}, (steps,), beta=False)
-    return Shocks(price[None], iv[None], elapsed)
+    push = None
+    if isinstance(scenario, FixedShockScenario) and scenario.oracle_pushes:
+        push = push_multipliers(system, compile_oracles(system), idx(scenario.oracle_pushes))
+    return Shocks(price[None], iv[None], elapsed, push)
 
 
 def market_assets(scenario: MonteCarloScenario, market: MarketModel, system: SystemArrays

@@ -4,14 +4,17 @@ liquidation-threshold index of the fast kernel).
 
 Liquidity. Every asset ``r`` that absorbs fire sales has a *virtual constant-product reserve*
 ``R_r`` (tokens): the sum of its reserves in constant-product AMM pools (exact), plus, for
-stableswap pools and the off-chain order book (``market_depth_usd``: depth within 2% of mid),
-the constant-product reserve with the same 2% depth, ``depth / (0.98^(-1/2) - 1)`` (a
-stableswap pool's 2% depth is :func:`simulate.formulas.stableswap.stableswap_depth`). Selling
-``S`` tokens in all moves its price by ``(R / (R + S))^2``: a sale split across constant-product
-pools in proportion to their reserves moves every pool by exactly that factor, so the sum of
-reserves is the exact aggregate. Wrapped assets (WETH) pool their liquidity with, and route
-their sales to, the asset they wrap; an asset with no liquidity of its own and a peg target
-(a receipt token) is redeemed into its target and sold there.
+stableswap pools, the constant-product reserve with the same 2% depth,
+``depth / (0.98^(-1/2) - 1)`` (:func:`simulate.formulas.stableswap.stableswap_depth`); and an
+*order book* of ``D_r`` tokens within 2% of mid (``market_depth_usd / price``), which follows
+the square-root law ``1 - m = 0.02·sqrt(S_b / D)``. A sale split across constant-product pools
+in proportion to their reserves moves every pool by exactly ``(R / (R + S))^2``, and a sale
+split across square-root books in proportion to their depths moves each by
+``0.02·sqrt(S / ΣD)``, so both sums are exact aggregates;
+:func:`simulate.cascade.mechanics.sale_multiplier` splits a sale between the two at equal
+prices. Wrapped assets (WETH) pool their liquidity with, and route their sales to, the asset
+they wrap; an asset with no liquidity of its own and a peg target (a receipt token) is redeemed
+into its target and sold there.
 
 Options. A leg on an underlying given an implied-vol surface
 (:class:`simulate.market.surface.IVSurface`, keyed by asset id or symbol) is marked from it
@@ -34,6 +37,7 @@ from scipy import sparse
 
 from graph.export import SystemArrays, health_factor
 from graph.vocab import AccountKind, AssetKind, PoolKind
+from simulate.cascade.oracles import OracleArrays, compile_oracles
 from simulate.formulas.stableswap import stableswap_depth
 from simulate.market.surface import IVSurface
 
@@ -76,6 +80,7 @@ class CascadeSystem:
     issuer: np.ndarray  # int64 or -1
     route: np.ndarray  # int64: the asset whose liquidity absorbs sales of each asset
     reserve: np.ndarray  # virtual constant-product reserve of each route asset, tokens
+    book_depth: np.ndarray  # order-book depth within 2% of each route asset, tokens
     stable: np.ndarray  # bool
     # protocols [P], pools [M]
     close_factor: np.ndarray
@@ -136,6 +141,8 @@ class CascadeSystem:
     surface_asset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: per underlying asset id with option legs: "surface" or "stored"
     iv_source: dict[str, str] = field(default_factory=dict)
+    #: each asset's oracle (simulate.cascade.oracles); None: compiled on first use
+    oracles: OracleArrays | None = None
 
     @property
     def num_assets(self) -> int:
@@ -201,8 +208,8 @@ def _peg_order(peg: np.ndarray) -> np.ndarray:
     return has[np.argsort(depth[has], kind="stable")]
 
 
-def _liquidity(s: SystemArrays) -> tuple[np.ndarray, np.ndarray]:
-    """(route [A], reserve [A]) as described in the module docstring."""
+def _liquidity(s: SystemArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(route [A], reserve [A], book_depth [A]) as described in the module docstring."""
     a_n = len(s.asset_ids)
     own = np.zeros(a_n)
     h = s.holdings.tocoo()
@@ -220,17 +227,20 @@ def _liquidity(s: SystemArrays) -> tuple[np.ndarray, np.ndarray]:
         bal = row.data * s.price[coins] / s.price[a]  # balances in units of coin a
         i = int(np.flatnonzero(coins == a)[0])
         own[a] += stableswap_depth(bal, float(amp), i, _DEPTH_MOVE) / _CP_DEPTH
-    own += s.market_depth_usd / (s.price * _CP_DEPTH)
+    book = s.market_depth_usd / s.price  # tokens within 2% of mid (square-root law)
     route = np.arange(a_n)
     for a in range(a_n):
         b = a
-        while s.pegged_to[b] >= 0 and (s.asset_kind[b] == _WRAPPED or own[b] == 0):
+        while s.pegged_to[b] >= 0 and (s.asset_kind[b] == _WRAPPED
+                                       or own[b] + book[b] == 0):
             b = int(s.pegged_to[b])
         route[a] = b
     reserve = np.zeros(a_n)
+    depth = np.zeros(a_n)
     for a in range(a_n):
         reserve[route[a]] += own[a] * s.price[a] / s.price[route[a]]
-    return route, reserve
+        depth[route[a]] += book[a] * s.price[a] / s.price[route[a]]
+    return route, reserve, depth
 
 
 def _liabilities(s: SystemArrays) -> np.ndarray:
@@ -297,7 +307,7 @@ def compile_cascade(s: SystemArrays, surfaces: Mapping[str, IVSurface] | None = 
                     ) -> CascadeSystem:
     """Precompute the cascade's arrays for ``s`` (once per snapshot); option legs on an
     underlying that ``surfaces`` (asset id or symbol → surface) names are marked from it."""
-    route, reserve = _liquidity(s)
+    route, reserve, book_depth = _liquidity(s)
     p_n = len(s.protocol_ids)
     cross = np.zeros((p_n, p_n))
     dep = s.deposits_usd.tocoo()
@@ -357,6 +367,7 @@ def compile_cascade(s: SystemArrays, surfaces: Mapping[str, IVSurface] | None = 
         issuer=s.issuer,
         route=route,
         reserve=reserve,
+        book_depth=book_depth,
         stable=s.asset_kind == _STABLE,
         close_factor=s.close_factor,
         full_close_threshold=s.full_close_threshold,
@@ -393,4 +404,5 @@ def compile_cascade(s: SystemArrays, surfaces: Mapping[str, IVSurface] | None = 
         surfaces=surf,
         surface_asset=surf_asset,
         iv_source=iv_source,
+        oracles=compile_oracles(s),
     )

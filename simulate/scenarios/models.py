@@ -231,12 +231,17 @@ class FixedShockScenario(_Moves):
     ``shocks[a]``: price change of asset ``a`` as a fraction, > -1 (``-0.35``: down 35%).
     ``iv_multipliers[a]``: implied volatility of options on ``a`` is multiplied by this, > 0.
     ``depegs[a]``: price of ``a`` relative to its peg, in (0, 1] (``0.93``: stETH at 0.93 ETH).
+    ``oracle_pushes[a]``: an attacker holds the price of the pool that ``a``'s TWAP oracle
+    reads at ``(1 + value)`` times the market from the first round, > -1 and not 0 (``0.5``:
+    up 50%); the market price does not move, the cost is computed from the pool's reserves
+    (``simulate.cascade.oracles.push_cost``) and reported in the run's inputs.
     """
 
     kind: Literal["fixed-shock"] = "fixed-shock"
     shocks: dict[str, float] = {}
     iv_multipliers: dict[str, float] = {}
     depegs: dict[str, float] = {}
+    oracle_pushes: dict[str, float] = {}
 
     @field_validator("shocks")
     @classmethod
@@ -256,11 +261,21 @@ class FixedShockScenario(_Moves):
         _check_assets("depegs", d)
         return {k: _check_depeg(f"depegs.{k}", v) for k, v in d.items()}
 
+    @field_validator("oracle_pushes")
+    @classmethod
+    def _pushes(cls, d: dict[str, float]) -> dict[str, float]:
+        _check_assets("oracle_pushes", d)
+        for k, v in d.items():
+            _check_shock(f"oracle_pushes.{k}", v)
+            if v == 0:
+                raise ValueError(f"oracle_pushes.{k} must not be 0 (got {v})")
+        return d
+
     @model_validator(mode="after")
     def _something(self) -> FixedShockScenario:
-        if not (self.shocks or self.iv_multipliers or self.depegs):
+        if not (self.shocks or self.iv_multipliers or self.depegs or self.oracle_pushes):
             raise ValueError("a fixed-shock scenario needs at least one of shocks, "
-                             "iv_multipliers, depegs")
+                             "iv_multipliers, depegs, oracle_pushes")
         both = sorted(set(self.mappings) & set(self.shocks))
         if both:
             raise ValueError(f"mappings.{both[0]}: {both[0]} is shocked by the scenario itself")

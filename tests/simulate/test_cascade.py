@@ -112,10 +112,12 @@ def test_three_protocol_cascade_by_hand(kernel: Any) -> None:
       2 rounds.
     Failures: A (bad debt above its reserve) in round 0; aETH (0.947 of ETH, beyond the 5%
     threshold) in round 1; a1, b1 and their accounts.
+    Perfect liquidators (``CascadeParams.frictionless()``): with the default liquidator
+    economics, buying the repaid USDC moves USDC too (tests/simulate/test_liquidators.py).
     """
     system = cascadegenerated_system()
     cs = compile_cascade(system)
-    res = kernel(cs, fixed_shocks(ETH_DOWN_20, system), CascadeParams())
+    res = kernel(cs, fixed_shocks(ETH_DOWN_20, system), CascadeParams.frictionless())
 
     eth, aeth = 80.0, None
     bad = 780.0 - 800.0 / 1.1
@@ -252,9 +254,11 @@ def test_fast_kernel_equals_reference_over_several_steps() -> None:
 @given(seed=st.integers(0, 5), eth=st.floats(-0.6, -0.01), scale=st.floats(1.0, 1.6))
 def test_larger_shock_never_liquidates_less(seed: int, eth: float, scale: float) -> None:
     """Every asset's move multiplied by ``scale`` ≥ 1 (a uniformly larger fall): every
-    position liquidated under the smaller shock is liquidated under the larger one."""
+    position liquidated under the smaller shock is liquidated under the larger one — with
+    perfect liquidators: with liquidator economics a deeper fall can make a liquidation
+    unprofitable, so the position is left (and ends as bad debt)."""
     system = generated_system(200, seed)
-    params = CascadeParams(dealer_hedging=False)
+    params = CascadeParams.frictionless(dealer_hedging=False)
     cs = compile_cascade(system)
     small = fixed_paths(system, [(eth, eth * 0.8, 1.0, 1.0)])
     large = fixed_paths(system, [(max(eth * scale, -0.95), max(eth * 0.8 * scale, -0.95),
@@ -378,8 +382,10 @@ def test_ray_gives_the_in_process_numbers(market: MarketModel) -> None:
 
 def test_metrics_by_hand() -> None:
     """Four paths, two protocols (reserve-exceeding bad debt in P in rounds 0 and 1, in Q in
-    round 0 of path 2), one asset X failing in round 1 of paths 0 and 1. Contagion paths:
-    (P, X) twice, (Q, P) once (Q before P: earlier round), one path with no failure."""
+    round 0 of path 2), one asset X failing in round 1 of paths 0 and 1. Causes: in paths 0
+    and 1, P's bad debt is on X (X's scenario move: X fails only later) and X then fails by
+    its issuer P; in path 2, Q's bad debt is on X and P fails in round 1 by its deposits in
+    Q. Contagion chains: X → P → X twice, X → Q → P once; one path with no failure."""
     res = PathResults(
         bad_debt_pool=np.array([[10.0, 0.0], [20.0, 0.0], [5.0, 30.0], [0.0, 0.0]]),
         liquidated_usd=np.array([[1.0, 2.0], [3.0, 0.0], [0.0, 4.0], [0.0, 0.0]]),
@@ -388,7 +394,11 @@ def test_metrics_by_hand() -> None:
         fail_protocol=np.array([[0, -1], [0, -1], [1, 0], [-1, -1]], dtype=np.int16),
         fail_pool=np.array([[0, -1], [0, -1], [1, 0], [-1, -1]], dtype=np.int16),
         fail_asset=np.array([[1], [1], [-1], [-1]], dtype=np.int16),
-        position_failures=np.array([3, 1]), account_failures=np.array([3]))
+        position_failures=np.array([3, 1]), account_failures=np.array([3]),
+        protocol_cause=np.array([[4, 0], [4, 0], [6, 4], [0, 0]], dtype=np.int8),
+        protocol_cause_src=np.array([[0, -1], [0, -1], [1, 0], [-1, -1]], dtype=np.int16),
+        asset_cause=np.array([[3], [3], [0], [0]], dtype=np.int8),
+        asset_cause_src=np.array([[0], [0], [-1], [-1]], dtype=np.int16))
     m = summarize(res, protocol_ids=np.array(["P", "Q"]), pool_ids=np.array(["p", "q"]),
                   asset_ids=np.array(["X"]), pool_protocol=np.array([0, 1]),
                   position_ids=np.array(["i", "j"]), account_ids=np.array(["u"]))
@@ -398,9 +408,10 @@ def test_metrics_by_hand() -> None:
     assert m["failure_probability"]["protocol"]["Q"]["se"] == pytest.approx(
         (0.25 * 0.75 / 4) ** 0.5)
     assert m["failure_probability"]["position"]["top"] == {"i": 0.75, "j": 0.25}
-    assert m["contagion_paths"] == [
-        {"path": ["P", "X"], "count": 2, "probability": 0.5},
-        {"path": ["Q", "P"], "count": 1, "probability": 0.25}]
+    assert [(c["path"], c["count"], c["probability"]) for c in m["contagion_paths"]] == [
+        (["X", "P", "X"], 2, 0.5), (["X", "Q", "P"], 1, 0.25)]
+    assert [s["how"] for s in m["contagion_paths"][1]["steps"]] == [
+        "scenario move", "bad debt on X", "loss on deposits in Q"]
     assert m["liquidated_by_round_usd"] == [1.0, 1.5]
     assert m["rounds_to_stability"]["histogram"] == [1, 1, 2]
 

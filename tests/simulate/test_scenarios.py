@@ -285,7 +285,8 @@ def test_errors_list_each_problem_with_its_field() -> None:
           "seed": 1, "antithetic": True},
          ("paths", "paths must be even when antithetic is true (got 3)")),
         ({"kind": "fixed-shock", "name": "x"},
-         ("", "a fixed-shock scenario needs at least one of shocks, iv_multipliers, depegs")),
+         ("", "a fixed-shock scenario needs at least one of shocks, iv_multipliers, depegs, "
+              "oracle_pushes")),
         ({"name": "x"}, ("kind", "kind is required (one of monte-carlo, fixed-shock, "
                                  "historical)")),
         ({"kind": "historical", "name": "h", "start": "2022-01-01", "end": "2022-01-05",
