@@ -295,7 +295,7 @@ def test_scenario_library(api: ApiServer) -> None:
                          "description": s["description"],
                          "shocks": {"ETH": -0.35, "BTC": -0.25},
                          "iv_multipliers": {"ETH": 1.8, "BTC": 1.6}, "depegs": {"stETH": 0.93},
-                         "proxy": "ETH", "mappings": {}}
+                         "proxy": "ETH", "mappings": {}, "oracle_pushes": {}}
     from simulate.scenarios import load_scenario
 
     replay = load_scenario("may-june-2022")

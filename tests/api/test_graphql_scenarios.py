@@ -34,7 +34,7 @@ def test_a_valid_spec_comes_back_normalised(api: ApiServer) -> None:
         "description": "",
         "spec": {"kind": "fixed-shock", "name": "eth-down", "description": "",
                  "shocks": {"ETH": -0.4}, "iv_multipliers": {}, "depegs": {"stETH": 0.9},
-                 "proxy": None, "mappings": {}}}}
+                 "proxy": None, "mappings": {}, "oracle_pushes": {}}}}
     mc = _validate(api, {"spec": {"kind": "monte-carlo", "name": "big-seed", "horizon_days": 1,
                                   "steps": 1, "paths": 10, "seed": 2**40}})
     assert mc["scenario"]["spec"]["seed"] == 2**40
@@ -62,7 +62,7 @@ def test_a_valid_spec_comes_back_normalised(api: ApiServer) -> None:
      [{"field": "paths", "message": "paths must be even when antithetic is true (got 3)"}]),
     ({"spec": {"kind": "fixed-shock", "name": "x"}},
      [{"field": None, "message": "a fixed-shock scenario needs at least one of shocks, "
-                                 "iv_multipliers, depegs"}]),
+                                 "iv_multipliers, depegs, oracle_pushes"}]),
     ({"spec": {"name": "x"}},
      [{"field": "kind", "message": "kind is required (one of monte-carlo, fixed-shock, "
                                    "historical)"}]),
